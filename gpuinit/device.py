@@ -1,0 +1,140 @@
+"""Devices: where a parameter lives (``cpu`` or ``cuda:N``) and which array module serves it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+import numpy as np
+
+from . import backend
+from .errors import DeviceError
+
+
+class Device:
+    """A place for arrays: the host (NumPy) or one CUDA device (CuPy).
+
+    Build one with :func:`cpu`, :func:`gpu` or a string (``"cpu"``, ``"cuda"``, ``"cuda:1"``,
+    ``"gpu(0)"``) passed anywhere a device is taken.
+    """
+
+    __slots__ = ("kind", "index")
+
+    def __init__(self, kind: str, index: int = 0):
+        if kind not in ("cpu", "cuda"):
+            raise DeviceError(f"unknown device kind {kind!r}; expected 'cpu' or 'cuda'")
+        self.kind = kind
+        self.index = int(index) if kind == "cuda" else 0
+
+    @property
+    def is_gpu(self) -> bool:
+        return self.kind == "cuda"
+
+    @property
+    def xp(self):
+        """The array module for this device: ``numpy`` or ``cupy``."""
+        return backend.cupy_module() if self.is_gpu else np
+
+    @contextlib.contextmanager
+    def activate(self):
+        """Make this the current CUDA device for the block (no-op on the CPU)."""
+        if self.is_gpu:
+            with backend.cupy_module().cuda.Device(self.index):
+                yield self
+        else:
+            yield self
+
+    def name(self) -> str:
+        """A human-readable name: the GPU model, or ``CPU``."""
+        return backend.device_name(self.index) if self.is_gpu else "CPU"
+
+    def memory_info(self) -> tuple[int | None, int | None]:
+        """(free, total) bytes of this device; ``(None, None)`` where the host cannot tell."""
+        if self.is_gpu:
+            return backend.device_memory(self.index)
+        return host_memory()
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Device) and (self.kind, self.index) == (other.kind, other.index)
+
+    def __hash__(self) -> int:
+        return hash((self.kind, self.index))
+
+    def __str__(self) -> str:
+        return f"cuda:{self.index}" if self.is_gpu else "cpu"
+
+    def __repr__(self) -> str:
+        return f"gpu({self.index})" if self.is_gpu else "cpu()"
+
+
+def host_memory() -> tuple[int | None, int | None]:
+    """(available, total) bytes of host memory, from ``/proc/meminfo`` where it exists."""
+    try:
+        fields = {}
+        with open("/proc/meminfo") as f:
+            for line in f:
+                key, value = line.split(":", 1)
+                fields[key] = int(value.split()[0]) * 1024
+        return fields.get("MemAvailable"), fields.get("MemTotal")
+    except (OSError, ValueError):
+        return None, None
+
+
+def cpu() -> Device:
+    """The host, served by NumPy."""
+    return Device("cpu")
+
+
+def gpu(i: int = 0) -> Device:
+    """CUDA device ``i``, served by CuPy.
+
+    Raises:
+        DeviceError: CuPy is missing, no driver or device is usable, or there is no device ``i``;
+            the message says which and how to fix it.
+    """
+    if not backend.has_cupy_gpu():
+        raise DeviceError(f"gpu({i}) is not usable: {backend.why_no_gpu()}; "
+                          "or use gpuinit.cpu() to run on NumPy")
+    count = backend.gpu_count()
+    if not 0 <= i < count:
+        raise DeviceError(f"gpu({i}) does not exist: CuPy sees {count} CUDA device(s), "
+                          f"numbered 0 to {count - 1}")
+    return Device("cuda", i)
+
+
+def as_device(spec) -> Device:
+    """Turn ``None``, a :class:`Device` or a device string into a :class:`Device`.
+
+    ``None`` means :func:`default_device`. Strings: ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"gpu"``,
+    ``"gpu:N"``, ``"gpu(N)"``.
+    """
+    if spec is None:
+        return default_device()
+    if isinstance(spec, Device):
+        if spec.is_gpu:
+            return gpu(spec.index)  # re-checks that it is usable here
+        return spec
+    if isinstance(spec, str):
+        text = spec.strip().lower().replace("(", ":").rstrip(")")
+        if text == "cpu":
+            return cpu()
+        kind, _, index = text.partition(":")
+        if kind in ("cuda", "gpu"):
+            try:
+                return gpu(int(index) if index else 0)
+            except ValueError:
+                pass
+    raise DeviceError(f"cannot understand device {spec!r}; use 'cpu', 'cuda', 'cuda:N', "
+                      "gpuinit.cpu() or gpuinit.gpu(N)")
+
+
+def default_device() -> Device:
+    """The device used when none is named.
+
+    ``GPUINIT_DEVICE`` (``cpu``, ``cuda``, ``cuda:N``) overrides; otherwise the first usable GPU,
+    else the CPU.
+    """
+    override = os.environ.get("GPUINIT_DEVICE", "").strip()
+    if override:
+        return as_device(override)
+    return Device("cuda", 0) if backend.has_cupy_gpu() else cpu()

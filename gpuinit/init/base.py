@@ -1,0 +1,193 @@
+"""The initializer protocol: declarative fills that the store fuses, and Gluon's Python hooks.
+
+An initializer answers one question per parameter: how to fill it. Built-in initializers answer
+with a :class:`~gpuinit.streams.Fill` (a distribution and its numbers), which the store runs for
+many parameters at once on the parameter's own stream. A subclass that overrides one of Gluon's
+hooks (``_init_weight``, ``_init_bias``, ``_init_gamma``, ``_init_beta``, ``_init_default``) is
+called with the parameter's name and its freshly allocated, zeroed array, and fills it in place;
+inside the hook, ``gpuinit.nd.random`` draws from the parameter's own stream, so even custom
+initializers give the same numbers for the same seed and architecture.
+
+Dispatch is by the parameter's declared role (``Parameter(role="bias")``), never by its name.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import InitializerError
+from ..streams import Fill, Stream, active_stream, next_seed, derive_key
+
+ROLES = ("weight", "bias", "gamma", "beta", "running_mean", "running_var", "default")
+
+# Which Gluon hook serves each role.
+_HOOKS = {"weight": "_init_weight", "bias": "_init_bias", "gamma": "_init_gamma",
+          "beta": "_init_beta", "running_mean": "_init_zero", "running_var": "_init_one",
+          "default": "_init_default"}
+
+
+class InitDesc(str):
+    """The name of the parameter being initialized (a ``str``, as Gluon passes it), with context.
+
+    Attributes:
+        role: the parameter's declared role, one of :data:`ROLES`.
+        path: its structural path inside the block ``initialize`` was called on.
+        shape: its full shape.
+        dtype: its NumPy dtype.
+        own: True when the initializer is the parameter's own (``weight_initializer=`` and the
+            like) rather than the one passed to ``initialize``; an own initializer fills the
+            parameter whatever its role, as in Gluon.
+    """
+
+    def __new__(cls, name, role="default", path=None, shape=(), dtype="float32", own=False):
+        self = super().__new__(cls, name)
+        self.role = role
+        self.path = path if path is not None else str(name)
+        self.shape = tuple(shape)
+        self.dtype = np.dtype(dtype)
+        self.own = own
+        return self
+
+
+def fans(desc: InitDesc) -> tuple[int, int]:
+    """``(fan_in, fan_out)`` as Gluon and PyTorch define them.
+
+    ``fan_in = shape[1] * prod(shape[2:])`` and ``fan_out = shape[0] * prod(shape[2:])``.
+
+    Raises:
+        InitializerError: the parameter has fewer than two dimensions.
+    """
+    shape = desc.shape
+    if len(shape) < 2:
+        raise InitializerError(
+            f"cannot compute fan_in/fan_out of parameter {str(desc)!r} with shape {shape!r}: it "
+            "needs at least 2 dimensions; give it another initializer (for example "
+            "bias_initializer='zeros')")
+    receptive = int(np.prod(shape[2:], dtype=np.int64)) if len(shape) > 2 else 1
+    return int(shape[1]) * receptive, int(shape[0]) * receptive
+
+
+class Initializer:
+    """Base class of initializers.
+
+    Subclass it the Gluon way, overriding ``_init_weight(self, name, arr)`` and filling ``arr`` in
+    place; or declaratively, overriding ``_weight_fill(self, desc)`` to return a
+    :class:`~gpuinit.streams.Fill`, which the store fuses with other parameters' fills.
+
+    Defaults by role: bias, beta and running_mean zeros; gamma and running_var ones; weight must be
+    defined by the subclass; a parameter with role ``default`` needs ``_init_default``.
+
+    Example:
+        >>> from gpuinit import init
+        >>> class MyInit(init.Initializer):
+        ...     def _init_weight(self, name, arr):
+        ...         arr[:] = 1.0
+    """
+
+    def __init__(self, **kwargs):
+        self._kwargs = kwargs
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self._kwargs.items())
+        return f"{type(self).__name__}({args})"
+
+    def __eq__(self, other) -> bool:
+        return type(self) is type(other) and self._kwargs == getattr(other, "_kwargs", None)
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, repr(self)))
+
+    # --- what the store calls --------------------------------------------------------------
+
+    def plan_fill(self, desc: InitDesc):
+        """How to fill the parameter ``desc``: a :class:`Fill`, or a callable ``fn(arr)``.
+
+        A callable means a Python hook that fills the array in place; the store calls it with the
+        parameter's stream active.
+        """
+        role = "weight" if desc.own else desc.role
+        if role not in _HOOKS:
+            raise InitializerError(f"parameter {str(desc)!r} has unknown role {role!r}; "
+                                   f"expected one of {ROLES}")
+        hook = _HOOKS[role]
+        if getattr(type(self), hook) is not getattr(Initializer, hook):
+            bound = getattr(self, hook)
+            return lambda arr: bound(desc, arr)
+        return getattr(self, f"_{role}_fill")(desc)
+
+    def __call__(self, desc, arr) -> None:
+        """Fill ``arr`` in place for the parameter ``desc`` (Gluon's entry point).
+
+        ``desc`` may be a plain name; it then has role ``weight``. Outside a store's
+        materialization, the numbers come from the next unseeded stream (see ``gpuinit.seed``).
+        """
+        if not isinstance(desc, InitDesc):
+            desc = InitDesc(desc, role="weight", shape=arr.shape, dtype=arr.dtype)
+        plan = self.plan_fill(desc)
+        stream = active_stream() or Stream(derive_key(next_seed(), str(desc)))
+        with stream:
+            if isinstance(plan, Fill):
+                fill_in_place(arr, plan)
+            else:
+                plan(arr)
+
+    # --- declarative fills, by role ----------------------------------------------------------
+
+    def _weight_fill(self, desc: InitDesc) -> Fill:
+        raise InitializerError(
+            f"{type(self).__name__} does not say how to fill weights (parameter {str(desc)!r}); "
+            "override _init_weight(name, arr) or _weight_fill(desc)")
+
+    def _bias_fill(self, desc: InitDesc) -> Fill:
+        return Fill.constant(0.0)
+
+    def _gamma_fill(self, desc: InitDesc) -> Fill:
+        return Fill.constant(1.0)
+
+    def _beta_fill(self, desc: InitDesc) -> Fill:
+        return Fill.constant(0.0)
+
+    def _running_mean_fill(self, desc: InitDesc) -> Fill:
+        return Fill.constant(0.0)
+
+    def _running_var_fill(self, desc: InitDesc) -> Fill:
+        return Fill.constant(1.0)
+
+    def _default_fill(self, desc: InitDesc) -> Fill:
+        raise InitializerError(
+            f"{type(self).__name__} does not know how to initialize parameter {str(desc)!r}: its "
+            "role is 'default'; declare a role (Parameter(..., role='weight')), give the parameter "
+            "its own init=, or override _init_default(name, arr)")
+
+    # --- Gluon's hooks: the base versions run the declarative fill ---------------------------
+
+    def _init_weight(self, name, arr):
+        fill_in_place(arr, self._weight_fill(name))
+
+    def _init_bias(self, name, arr):
+        fill_in_place(arr, self._bias_fill(name))
+
+    def _init_gamma(self, name, arr):
+        fill_in_place(arr, self._gamma_fill(name))
+
+    def _init_beta(self, name, arr):
+        fill_in_place(arr, self._beta_fill(name))
+
+    def _init_zero(self, name, arr):
+        fill_in_place(arr, self._running_mean_fill(name))
+
+    def _init_one(self, name, arr):
+        fill_in_place(arr, self._running_var_fill(name))
+
+    def _init_default(self, name, arr):
+        fill_in_place(arr, self._default_fill(name))
+
+
+def fill_in_place(arr, fill: Fill) -> None:
+    """Fill ``arr`` (NumPy or CuPy) from the active stream, advancing it."""
+    stream = active_stream() or Stream(derive_key(next_seed(), "fill"))
+    if fill.family == "constant":
+        arr[...] = fill.a
+        return
+    from ..backend import array_module_of
+    arr[...] = stream.draw(fill, arr.shape, arr.dtype, array_module_of(arr))

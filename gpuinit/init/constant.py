@@ -1,0 +1,40 @@
+"""Constant initializers: every element gets the same value, whatever the parameter's role."""
+
+from __future__ import annotations
+
+from ..streams import Fill
+from .base import Initializer
+
+
+class Constant(Initializer):
+    """Fill with ``value``.
+
+    Args:
+        value: the number every element gets.
+    """
+
+    def __init__(self, value: float = 0.0):
+        super().__init__(value=value)
+        self.value = float(value)
+
+    def _fill(self, desc) -> Fill:
+        return Fill.constant(self.value)
+
+    _weight_fill = _bias_fill = _gamma_fill = _beta_fill = _fill
+    _running_mean_fill = _running_var_fill = _default_fill = _fill
+
+
+class Zero(Constant):
+    """Fill with zeros (``'zeros'``)."""
+
+    def __init__(self):
+        super().__init__(0.0)
+        self._kwargs = {}
+
+
+class One(Constant):
+    """Fill with ones (``'ones'``)."""
+
+    def __init__(self):
+        super().__init__(1.0)
+        self._kwargs = {}

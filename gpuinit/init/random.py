@@ -1,0 +1,59 @@
+"""Initializers drawing from a fixed distribution: Uniform, Normal, TruncatedNormal (Gluon's)."""
+
+from __future__ import annotations
+
+from ..errors import InitializerError
+from ..streams import Fill
+from .base import Initializer
+
+
+class Uniform(Initializer):
+    """Weights from U(-scale, scale); Gluon's default initializer.
+
+    Args:
+        scale: half-width of the interval.
+    """
+
+    def __init__(self, scale: float = 0.07):
+        super().__init__(scale=scale)
+        self.scale = float(scale)
+
+    def _weight_fill(self, desc) -> Fill:
+        return Fill.uniform(-self.scale, self.scale)
+
+
+class Normal(Initializer):
+    """Weights from N(0, sigma^2).
+
+    Args:
+        sigma: standard deviation.
+    """
+
+    def __init__(self, sigma: float = 0.01):
+        super().__init__(sigma=sigma)
+        self.sigma = float(sigma)
+
+    def _weight_fill(self, desc) -> Fill:
+        return Fill.normal(0.0, self.sigma)
+
+
+class TruncatedNormal(Initializer):
+    """Weights from N(mean, sigma^2) truncated to [mean + a*sigma, mean + b*sigma].
+
+    Drawn by the inverse CDF, with no rejection (see ``gpuinit.streams``).
+
+    Args:
+        mean: mean of the untruncated normal.
+        sigma: standard deviation of the untruncated normal.
+        a: lower bound, in units of sigma.
+        b: upper bound, in units of sigma.
+    """
+
+    def __init__(self, mean: float = 0.0, sigma: float = 0.01, a: float = -2.0, b: float = 2.0):
+        if not a < b:
+            raise InitializerError(f"TruncatedNormal needs a < b, got a={a!r}, b={b!r}")
+        super().__init__(mean=mean, sigma=sigma, a=a, b=b)
+        self.mean, self.sigma, self.a, self.b = float(mean), float(sigma), float(a), float(b)
+
+    def _weight_fill(self, desc) -> Fill:
+        return Fill.truncated_normal(self.mean, self.sigma, self.a, self.b)

@@ -1,0 +1,155 @@
+"""The variance-scaling family: one core, and Glorot/He presets as thin wrappers.
+
+The core draws with variance ``scale / fan``, where ``fan`` is ``fan_in``, ``fan_out`` or their
+mean (``fans`` in :mod:`gpuinit.init.base`): from U(-sqrt(3 var), sqrt(3 var)), N(0, var), or a
+normal truncated at two standard deviations and rescaled to have that variance. Gluon's Xavier and
+MSRAPrelu and PyTorch's xavier_*/kaiming_* are each a choice of ``scale``, ``mode`` and
+``distribution``.
+"""
+
+from __future__ import annotations
+
+import math
+
+from ..errors import InitializerError
+from ..streams import Fill
+from .base import Initializer, fans
+
+# Standard deviation of a standard normal truncated to [-2, 2].
+_TRUNCATED_STD = 0.87962566103423978
+_MODES = ("fan_in", "fan_out", "fan_avg")
+_DISTRIBUTIONS = ("uniform", "normal", "truncated_normal")
+
+
+class VarianceScaling(Initializer):
+    """Weights with variance ``scale / fan`` (JAX's ``variance_scaling``).
+
+    Args:
+        scale: numerator of the variance.
+        mode: ``"fan_in"``, ``"fan_out"`` or ``"fan_avg"``.
+        distribution: ``"uniform"``, ``"normal"`` or ``"truncated_normal"``.
+    """
+
+    def __init__(self, scale: float = 1.0, mode: str = "fan_in", distribution: str = "truncated_normal"):
+        if mode not in _MODES:
+            raise InitializerError(f"mode must be one of {_MODES}, got {mode!r}")
+        if distribution not in _DISTRIBUTIONS:
+            raise InitializerError(f"distribution must be one of {_DISTRIBUTIONS}, got {distribution!r}")
+        if not scale > 0:
+            raise InitializerError(f"scale must be positive, got {scale!r}")
+        super().__init__(scale=scale, mode=mode, distribution=distribution)
+        self._core = (float(scale), mode, distribution)
+
+    def _weight_fill(self, desc) -> Fill:
+        scale, mode, distribution = self._core
+        fan_in, fan_out = fans(desc)
+        fan = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2.0}[mode]
+        if distribution == "uniform":
+            limit = math.sqrt(3.0 * scale / fan)
+            return Fill.uniform(-limit, limit)
+        std = math.sqrt(scale / fan)
+        if distribution == "normal":
+            return Fill.normal(0.0, std)
+        return Fill.truncated_normal(0.0, std / _TRUNCATED_STD, -2.0, 2.0)
+
+    def _preset(self, **kwargs) -> None:
+        """Keep the preset's own arguments for ``repr`` (the core's are derived)."""
+        self._kwargs = kwargs
+
+
+class Xavier(VarianceScaling):
+    """Gluon's Xavier: bound (uniform) or std (gaussian) ``sqrt(magnitude / factor)``.
+
+    ``factor`` is ``(fan_in + fan_out) / 2``, ``fan_in`` or ``fan_out``. Glorot & Bengio,
+    "Understanding the difficulty of training deep feedforward neural networks", 2010.
+
+    Args:
+        rnd_type: ``"uniform"`` or ``"gaussian"``.
+        factor_type: ``"avg"``, ``"in"`` or ``"out"``.
+        magnitude: scale of the random numbers.
+    """
+
+    def __init__(self, rnd_type: str = "uniform", factor_type: str = "avg", magnitude: float = 3):
+        if rnd_type not in ("uniform", "gaussian"):
+            raise InitializerError(f"Xavier rnd_type must be 'uniform' or 'gaussian', got {rnd_type!r}")
+        if factor_type not in ("avg", "in", "out"):
+            raise InitializerError(f"Xavier factor_type must be 'avg', 'in' or 'out', got {factor_type!r}")
+        # U(-b, b) has variance b^2 / 3, so Gluon's uniform bound sqrt(m / f) is variance m / (3 f).
+        scale = magnitude / 3.0 if rnd_type == "uniform" else magnitude
+        super().__init__(scale, "fan_" + factor_type, "uniform" if rnd_type == "uniform" else "normal")
+        self._preset(rnd_type=rnd_type, factor_type=factor_type, magnitude=magnitude)
+
+
+class MSRAPrelu(Xavier):
+    """Gluon's MSRAPrelu: gaussian Xavier with magnitude ``2 / (1 + slope^2)``.
+
+    He et al., "Delving Deep into Rectifiers", 2015.
+
+    Args:
+        factor_type: ``"avg"``, ``"in"`` or ``"out"``.
+        slope: the negative slope of the PReLU that follows.
+    """
+
+    def __init__(self, factor_type: str = "avg", slope: float = 0.25):
+        super().__init__("gaussian", factor_type, 2.0 / (1 + slope ** 2))
+        self._preset(factor_type=factor_type, slope=slope)
+
+
+def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
+    """The gain PyTorch's ``torch.nn.init.calculate_gain`` gives for a nonlinearity."""
+    linear = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+              "conv_transpose3d", "sigmoid")
+    if nonlinearity in linear:
+        return 1.0
+    if nonlinearity == "tanh":
+        return 5.0 / 3
+    if nonlinearity == "relu":
+        return math.sqrt(2.0)
+    if nonlinearity == "leaky_relu":
+        slope = 0.01 if param is None else float(param)
+        return math.sqrt(2.0 / (1 + slope ** 2))
+    if nonlinearity == "selu":
+        return 3.0 / 4
+    raise InitializerError(f"unsupported nonlinearity {nonlinearity!r}; expected one of "
+                           f"{linear + ('tanh', 'relu', 'leaky_relu', 'selu')}")
+
+
+class XavierUniform(VarianceScaling):
+    """``torch.nn.init.xavier_uniform_``: U(-a, a), ``a = gain * sqrt(6 / (fan_in + fan_out))``."""
+
+    def __init__(self, gain: float = 1.0):
+        super().__init__(gain ** 2, "fan_avg", "uniform")
+        self._preset(gain=gain)
+
+
+class XavierNormal(VarianceScaling):
+    """``torch.nn.init.xavier_normal_``: N(0, std^2), ``std = gain * sqrt(2 / (fan_in + fan_out))``."""
+
+    def __init__(self, gain: float = 1.0):
+        super().__init__(gain ** 2, "fan_avg", "normal")
+        self._preset(gain=gain)
+
+
+def _kaiming_mode(mode: str) -> str:
+    if mode not in ("fan_in", "fan_out"):
+        raise InitializerError(f"Kaiming mode must be 'fan_in' or 'fan_out', got {mode!r}")
+    return mode
+
+
+class KaimingUniform(VarianceScaling):
+    """``torch.nn.init.kaiming_uniform_``: U(-b, b), ``b = gain * sqrt(3 / fan_mode)``.
+
+    ``gain = calculate_gain(nonlinearity, a)``. He et al., 2015.
+    """
+
+    def __init__(self, a: float = 0, mode: str = "fan_in", nonlinearity: str = "leaky_relu"):
+        super().__init__(calculate_gain(nonlinearity, a) ** 2, _kaiming_mode(mode), "uniform")
+        self._preset(a=a, mode=mode, nonlinearity=nonlinearity)
+
+
+class KaimingNormal(VarianceScaling):
+    """``torch.nn.init.kaiming_normal_``: N(0, std^2), ``std = gain / sqrt(fan_mode)``."""
+
+    def __init__(self, a: float = 0, mode: str = "fan_in", nonlinearity: str = "leaky_relu"):
+        super().__init__(calculate_gain(nonlinearity, a) ** 2, _kaiming_mode(mode), "normal")
+        self._preset(a=a, mode=mode, nonlinearity=nonlinearity)

@@ -1,0 +1,190 @@
+"""Shape-only arrays: what flows through a network when only shapes are wanted.
+
+A :class:`MetaArray` has a shape and a dtype and no data. Passing one through a block runs the
+block's ordinary ``forward`` code, but every operation only computes its output's shape: layers
+fill in their parameters' unknown dimensions as they go, no parameter memory is allocated and no
+arithmetic runs. ``gpuinit.plan`` and the first forward pass of a deferred network both use it.
+
+Supported: the arithmetic operators and every NumPy ufunc (broadcasting), ``reshape``,
+``transpose``/``T``, ``swapaxes``, basic indexing, ``@``, ``astype``, reductions (``sum``, ``mean``,
+``max``, ``min``, ``var``, ``std``), and the functions of ``gpuinit.nd``. Anything else raises
+:class:`~gpuinit.errors.PlanError`, which says what to use instead.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import PlanError, ShapeError
+
+
+def _dummy(shape, dtype=bool):
+    """A read-only array of ``shape`` that takes no memory (every element is the same one)."""
+    return np.broadcast_to(np.zeros((), dtype=dtype), shape)
+
+
+def _sample(x):
+    """A one-element array of ``x``'s dtype, for working out result dtypes."""
+    if isinstance(x, MetaArray):
+        return np.zeros((), dtype=x.dtype)
+    return x
+
+
+class MetaArray:
+    """An array that has a shape and a dtype but no data."""
+
+    __array_priority__ = 1000
+
+    def __init__(self, shape, dtype="float32"):
+        self.shape = tuple(int(d) for d in shape)
+        self.dtype = np.dtype(dtype)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * self.dtype.itemsize
+
+    def __len__(self) -> int:
+        if not self.shape:
+            raise TypeError("len() of a 0-d array")
+        return self.shape[0]
+
+    def __repr__(self) -> str:
+        return f"MetaArray(shape={self.shape}, dtype={self.dtype})"
+
+    # --- shape manipulation ----------------------------------------------------------------
+
+    def reshape(self, *shape, **kwargs):
+        if len(shape) == 1 and not isinstance(shape[0], (int, np.integer)):
+            shape = tuple(shape[0])
+        try:
+            new = _dummy(self.shape).reshape(shape).shape
+        except ValueError as exc:
+            raise ShapeError(f"cannot reshape an array of shape {self.shape} into {shape}: {exc}") from None
+        return MetaArray(new, self.dtype)
+
+    def transpose(self, *axes):
+        if len(axes) == 1 and not isinstance(axes[0], (int, np.integer)):
+            axes = tuple(axes[0])
+        return MetaArray(_dummy(self.shape).transpose(*axes).shape, self.dtype)
+
+    @property
+    def T(self):
+        return self.transpose()
+
+    def swapaxes(self, a, b):
+        return MetaArray(_dummy(self.shape).swapaxes(a, b).shape, self.dtype)
+
+    def __getitem__(self, key):
+        if isinstance(key, MetaArray) or (isinstance(key, tuple) and any(isinstance(k, MetaArray) for k in key)):
+            raise PlanError("indexing with an array is not supported in a shape-only pass; "
+                            "use gpuinit.nd.take")
+        return MetaArray(_dummy(self.shape)[key].shape, self.dtype)
+
+    def astype(self, dtype, copy=True):
+        return MetaArray(self.shape, dtype)
+
+    def copy(self):
+        return MetaArray(self.shape, self.dtype)
+
+    def flatten(self):
+        return MetaArray((self.size,), self.dtype)
+
+    ravel = flatten
+
+    # --- reductions ------------------------------------------------------------------------
+
+    def _reduce(self, axis=None, keepdims=False, dtype=None):
+        out = np.add.reduce(_dummy(self.shape, np.int8), axis=axis, keepdims=keepdims)
+        return MetaArray(np.shape(out), dtype or self.dtype)
+
+    def sum(self, axis=None, keepdims=False, dtype=None):
+        return self._reduce(axis, keepdims, dtype)
+
+    def mean(self, axis=None, keepdims=False, dtype=None):
+        kind = self.dtype if self.dtype.kind == "f" else np.float64
+        return self._reduce(axis, keepdims, dtype or kind)
+
+    max = min = sum
+    var = std = mean
+
+    def argmax(self, axis=None):
+        return self._reduce(axis, False, np.int64)
+
+    argmin = argmax
+
+    # --- arithmetic: NumPy ufuncs with broadcasting ------------------------------------------
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        if ufunc is np.matmul and method == "__call__":
+            from .ops import _meta_matmul
+            return _meta_matmul(*inputs)
+        if method != "__call__" or kwargs.get("out") is not None:
+            raise PlanError(f"numpy.{ufunc.__name__}.{method} is not supported in a shape-only pass")
+        shapes = [np.shape(x) if not isinstance(x, MetaArray) else x.shape for x in inputs]
+        try:
+            shape = np.broadcast_shapes(*shapes)
+        except ValueError:
+            raise ShapeError(f"operands could not be broadcast together with shapes {shapes}") from None
+        with np.errstate(all="ignore"):
+            result = ufunc(*[_sample(x) for x in inputs])
+        if isinstance(result, tuple):
+            return tuple(MetaArray(shape, np.asarray(r).dtype) for r in result)
+        return MetaArray(shape, np.asarray(result).dtype)
+
+    def __array_function__(self, func, types, args, kwargs):
+        from . import ops
+        handler = ops.NUMPY_FUNCTIONS.get(func.__name__)
+        if handler is None:
+            raise PlanError(f"numpy.{func.__name__} is not supported in a shape-only pass; use the "
+                            "functions of gpuinit.nd, or give the layer its input size so that no "
+                            "shape inference is needed")
+        return handler(*args, **kwargs)
+
+    def __array__(self, *args, **kwargs):
+        raise PlanError("a shape-only array has no values: this code needs the data of an array "
+                        "during shape inference; use gpuinit.nd operations instead")
+
+    def __matmul__(self, other):
+        from .ops import matmul
+        return matmul(self, other)
+
+    def __rmatmul__(self, other):
+        from .ops import matmul
+        return matmul(other, self)
+
+    def __bool__(self):
+        raise PlanError("the truth value of a shape-only array is unknown: control flow that "
+                        "depends on array values cannot be planned")
+
+
+def _binary(ufunc, reflected=False):
+    if reflected:
+        return lambda self, other: ufunc(other, self)
+    return lambda self, other: ufunc(self, other)
+
+
+for _name, _ufunc in [("add", np.add), ("sub", np.subtract), ("mul", np.multiply),
+                      ("truediv", np.true_divide), ("floordiv", np.floor_divide),
+                      ("mod", np.remainder), ("pow", np.power)]:
+    setattr(MetaArray, f"__{_name}__", _binary(_ufunc))
+    setattr(MetaArray, f"__r{_name}__", _binary(_ufunc, reflected=True))
+for _name, _ufunc in [("lt", np.less), ("le", np.less_equal), ("gt", np.greater),
+                      ("ge", np.greater_equal), ("eq", np.equal), ("ne", np.not_equal)]:
+    setattr(MetaArray, f"__{_name}__", _binary(_ufunc))
+MetaArray.__neg__ = lambda self: np.negative(self)
+MetaArray.__pos__ = lambda self: self
+MetaArray.__abs__ = lambda self: np.absolute(self)
+MetaArray.__hash__ = object.__hash__
+
+
+def is_meta(*xs) -> bool:
+    """Whether any of ``xs`` is a :class:`MetaArray`."""
+    return any(isinstance(x, MetaArray) for x in xs)

@@ -1,0 +1,226 @@
+"""The parameter store: the one place parameter memory is allocated, filled and accounted for.
+
+``materialize`` takes parameters whose shapes are complete, together with how each is to be
+initialized, and turns them into data as one step:
+
+1. ask every initializer how it will fill its parameter (bad initializers fail here, before any
+   memory is taken);
+2. lay the parameters out in one arena per device at aligned offsets, and check the total against
+   the device's free memory;
+3. allocate each arena once and give every parameter a view into it;
+4. run the declarative fills together (chunked on every core for NumPy, fused launches for CuPy),
+   then the Python hooks, each with its parameter's stream active;
+5. only then attach the views to the parameters.
+
+If anything fails, the arenas are dropped, no parameter changes, and the error names the
+parameter. So a parameter is either fully initialized or untouched.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import streams
+from .errors import GpuInitError, InitializerError, OutOfMemoryError
+
+ALIGNMENT = 256  # bytes; CUDA's allocation granularity for coalesced access, fine for SIMD too
+
+_accounting_lock = threading.Lock()
+_live: dict = {}  # id(arena) -> (device, nbytes), removed by a finalizer when the arena dies
+
+
+def align(n: int) -> int:
+    return -(-n // ALIGNMENT) * ALIGNMENT
+
+
+def format_bytes(n: int | None) -> str:
+    """``1.50 GiB``-style text for a byte count (``unknown`` for None)."""
+    if n is None:
+        return "unknown"
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.2f} {unit}"
+        value /= 1024
+    return f"{n} B"
+
+
+def live_bytes(device=None) -> int:
+    """Bytes of parameter arenas alive now (on ``device``, or on all devices)."""
+    with _accounting_lock:
+        return sum(n for d, n in _live.values() if device is None or d == device)
+
+
+def _track(arena, device, nbytes) -> None:
+    key = id(arena)
+    with _accounting_lock:
+        _live[key] = (device, nbytes)
+
+    def forget():
+        with _accounting_lock:
+            _live.pop(key, None)
+    weakref.finalize(arena, forget)
+
+
+@dataclass
+class Slot:
+    """One parameter's place in its arena and how it will be filled."""
+
+    param: object
+    request: object
+    desc: object
+    plan: object  # a Fill or a callable hook
+    offset: int = 0
+
+
+def layout(slots) -> int:
+    """Assign aligned offsets to ``slots`` in order; return the arena's size in bytes."""
+    offset = 0
+    for slot in slots:
+        slot.offset = offset
+        offset += align(slot.param.nbytes)
+    return offset
+
+
+def check_fits(device, needed: int) -> None:
+    """Raise :class:`OutOfMemoryError` if ``needed`` bytes will not fit on ``device`` now."""
+    free, _total = device.memory_info()
+    if free is not None and needed > free:
+        raise OutOfMemoryError(
+            f"parameters need {format_bytes(needed)} on {device}, {format_bytes(free)} free; "
+            f"{format_bytes(needed - free)} short. Nothing was allocated. Use a smaller model or "
+            "dtype (dtype='float16'), another device, or check the plan first with gpuinit.plan()")
+
+
+def describe(param, request):
+    from .init import InitDesc
+    return InitDesc(param.name, role=param.role, path=request.path, shape=param.shape,
+                    dtype=param.dtype, own=request.own)
+
+
+def plan_slots(entries) -> list[Slot]:
+    """Ask each initializer how it fills its parameter; fail before any allocation."""
+    slots = []
+    for param, request in entries:
+        desc = describe(param, request)
+        try:
+            plan = request.initializer.plan_fill(desc)
+        except GpuInitError:
+            raise
+        except Exception as exc:
+            raise InitializerError(f"initializer {request.initializer!r} cannot fill parameter "
+                                   f"{param.name!r} (shape {param.shape!r}): {exc}") from exc
+        slots.append(Slot(param, request, desc, plan))
+    return slots
+
+
+def _allocate(device, nbytes: int):
+    """One arena of ``nbytes`` (rounded up), aligned to :data:`ALIGNMENT` bytes."""
+    if device.is_gpu:
+        with device.activate():
+            try:
+                arena = device.xp.empty(max(nbytes, 1), dtype=np.uint8)
+            except Exception as exc:  # cupy.cuda.memory.OutOfMemoryError
+                raise OutOfMemoryError(f"allocating {format_bytes(nbytes)} of parameters on {device} "
+                                       f"failed: {exc}") from exc
+        return arena
+    raw = np.empty(max(nbytes, 1) + ALIGNMENT, dtype=np.uint8)
+    pad = (-raw.ctypes.data) % ALIGNMENT
+    return raw[pad:pad + max(nbytes, 1)]
+
+
+def _owner(arena):
+    """The object whose lifetime is the arena memory's: NumPy's base array, CuPy's memory block."""
+    if arena.base is not None and isinstance(arena, np.ndarray):
+        return arena.base
+    data = getattr(arena, "data", None)
+    return getattr(data, "mem", arena)
+
+
+def _view(arena, slot):
+    p = slot.param
+    return arena[slot.offset:slot.offset + p.nbytes].view(p.dtype).reshape(p.shape)
+
+
+def _run_fills(device, jobs) -> None:
+    if device.is_gpu:
+        from .kernels import fill_many as gpu_fill_many
+        gpu_fill_many(device, jobs)
+    else:
+        streams.fill_many(jobs)
+
+
+def _run_hook(slot, view) -> None:
+    view[...] = 0
+    try:
+        with streams.Stream(slot.request.key):
+            slot.plan(view)
+    except GpuInitError as exc:
+        if slot.param.name in str(exc):
+            raise
+        raise InitializerError(f"initializing parameter {slot.param.name!r} (shape "
+                               f"{slot.param.shape!r}) failed: {exc}") from exc
+    except Exception as exc:
+        raise InitializerError(f"initializer {slot.request.initializer!r} failed on parameter "
+                               f"{slot.param.name!r} (shape {slot.param.shape!r}): "
+                               f"{type(exc).__name__}: {exc}") from exc
+
+
+def materialize(entries, progress=None) -> int:
+    """Allocate and fill parameters as one all-or-nothing step.
+
+    Args:
+        entries: ``(param, InitRequest)`` pairs; every shape must be complete.
+        progress: optional ``fn(done_bytes, total_bytes)`` called as fills finish.
+
+    Returns:
+        The number of bytes allocated.
+
+    Raises:
+        OutOfMemoryError: the parameters do not fit; nothing was allocated.
+        InitializerError: an initializer failed; nothing was initialized, memory was released.
+    """
+    entries = list(entries)
+    if not entries:
+        return 0
+    slots = plan_slots(entries)
+    by_device: dict = {}
+    for slot in slots:
+        by_device.setdefault(slot.request.device, []).append(slot)
+    sizes = {device: layout(group) for device, group in by_device.items()}
+    for device, size in sizes.items():
+        check_fits(device, size)
+    arenas, views = {}, {}
+    try:
+        for device, group in by_device.items():
+            arena = _allocate(device, sizes[device])
+            arenas[device] = arena
+            for slot in group:
+                views[id(slot)] = _view(arena, slot)
+            fused = [s for s in group if isinstance(s.plan, streams.Fill)]
+            _run_fills(device, [(views[id(s)], s.plan, s.request.key, 0) for s in fused])
+            if progress:
+                progress(sum(s.param.nbytes for s in fused), sizes[device])
+            with device.activate():
+                for slot in group:
+                    if not isinstance(slot.plan, streams.Fill):
+                        _run_hook(slot, views[id(slot)])
+    except BaseException:
+        views.clear()
+        devices = list(arenas)
+        arenas.clear()
+        for device in devices:
+            if device.is_gpu:
+                with device.activate():
+                    device.xp.get_default_memory_pool().free_all_blocks()
+        raise
+    for device, arena in arenas.items():
+        _track(_owner(arena), device, sizes[device])
+    for slot in slots:
+        slot.param._data = views[id(slot)]
+        slot.param._request = slot.request
+    return sum(sizes.values())

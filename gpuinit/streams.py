@@ -1,0 +1,411 @@
+"""Random streams: the numbers every backend must produce, defined once.
+
+This docstring is the specification the CUDA kernels (``gpuinit/kernels/``) follow; the NumPy code
+below is its reference implementation.
+
+Generator
+    Philox4x64-10 exactly as ``numpy.random.Philox``: a 256-bit counter (four 64-bit words, least
+    significant first) and a 128-bit key. The counter is incremented by one *before* each block, so
+    block ``b`` of a stream whose counter starts at ``c`` is ``philox(c + b + 1, key)`` and yields the
+    64-bit words ``4b .. 4b+3`` (``v0`` first). A 32-bit draw takes the low half of a word first,
+    then the high half: 32-bit word ``j`` is ``(w[j // 2] >> (32 * (j % 2))) & 0xffffffff``.
+
+Keys
+    A parameter's key is ``SeedSequence(seed, spawn_key=tuple(path.encode("utf-8")))
+    .generate_state(2, uint64)``, where ``path`` is the parameter's structural path inside the block
+    ``initialize`` was called on (``"0.weight"``, ``"encoder.layers.3.bias"``). Its stream starts at
+    counter 0. So the numbers depend on the seed and the architecture, never on the order layers
+    were built in, their global names, or when initialization happened.
+
+Element ``i`` of a parameter (``i`` in row-major order), drawn at word offset ``o`` (0 for the
+parameter's own initializer; later draws of a custom initializer start at the next multiple of 4):
+
+uniform(low, high)
+    float32 and float16: ``u = (u32[2*o + i] >> 8) * 2**-24`` (exact in float32), then
+    ``x = f32(low) + f32(f32(high - low) * u)`` with each operation rounded to float32 (no fused
+    multiply-add); float16 rounds that float32 to nearest-even. So unit-uniform float32 values equal
+    ``numpy.random.Generator(numpy.random.Philox(key=rng_key)).random(n, dtype=numpy.float32)`` bit for
+    bit. float64: ``u = (w[o + i] >> 11) * 2**-53``, then ``x = low + (high - low) * u`` in float64.
+normal(mean, std)
+    Box–Muller over pairs, two words per pair, no rejection: pair ``m = i // 2`` takes
+    ``a = w[o + 2m]`` and ``b = w[o + 2m + 1]``, ``u1 = ((a >> 11) + 1) * 2**-53`` in (0, 1],
+    ``u2 = (b >> 11) * 2**-53`` in [0, 1), ``r = sqrt(-2 log u1)``, ``t = 6.283185307179586 * u2``;
+    element ``2m`` is ``r cos t`` and ``2m + 1`` is ``r sin t``. Then ``x = mean + std * z`` in float64
+    (each operation rounded), rounded once to the output type.
+truncated_normal(mean, std, a, b)  (``a``, ``b`` in units of ``std``)
+    Inverse CDF, one word per element, no rejection: ``u = ((w[o + i] >> 12) + 0.5) * 2**-52`` in
+    (0, 1), ``p = Phi(a) + u * (Phi(b) - Phi(a))`` with ``Phi(a)``, ``Phi(b)`` computed once in float64
+    from ``erfc``, ``z = ndtri(p)`` by Wichura's AS241 (PPND16) rational approximation evaluated in
+    Horner form without fused multiply-add, clamped to ``[a, b]``; ``x = mean + std * z`` in float64,
+    rounded once to the output type.
+constant(value)
+    ``value`` converted to the output type; no words.
+
+Uniform-family and constant fills are bit-identical across backends. Normal-family fills go through
+``log``/``cos``/``sin`` (or ``log``/``sqrt``), whose last bit may differ between libms, so after
+rounding to float32 or float16 they agree to within one unit in the last place; float64 outputs
+inherit the libm's few-ulp differences.
+
+Any element range ``[start, stop)`` of a parameter can be generated alone and equals that slice of
+the whole: element ``i`` depends on ``(key, o, i)`` only. That is what lets the CPU fill in bounded
+chunks on every core and the GPU fill with any launch shape.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from .errors import GpuInitError, InitializerError
+
+FAMILIES = ("constant", "uniform", "normal", "truncated_normal")
+FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+
+# Elements per chunk when filling on the CPU: with float32 this keeps each worker's temporaries
+# around 6 MiB, so a fill's memory beyond its output stays under ~6 MiB x workers (64 MiB bound).
+CHUNK_ELEMENTS = 1 << 19
+TWO_PI = 6.283185307179586
+
+
+@dataclass(frozen=True)
+class Fill:
+    """What a fill computes, independent of backend: a distribution family and its parameters.
+
+    ``constant``: ``a`` is the value. ``uniform``: ``[a, b)``. ``normal``: mean ``a``, std ``b``.
+    ``truncated_normal``: mean ``a``, std ``b``, bounds ``lo``/``hi`` in units of ``b``.
+    """
+
+    family: str
+    a: float = 0.0
+    b: float = 1.0
+    lo: float = -2.0
+    hi: float = 2.0
+
+    def __post_init__(self):
+        if self.family not in FAMILIES:
+            raise InitializerError(f"unknown fill family {self.family!r}; expected one of {FAMILIES}")
+        if self.family == "truncated_normal" and not self.lo < self.hi:
+            raise InitializerError(f"truncated normal needs a < b, got a={self.lo!r}, b={self.hi!r}")
+
+    @staticmethod
+    def constant(value: float) -> "Fill":
+        return Fill("constant", float(value))
+
+    @staticmethod
+    def uniform(low: float, high: float) -> "Fill":
+        return Fill("uniform", float(low), float(high))
+
+    @staticmethod
+    def normal(mean: float, std: float) -> "Fill":
+        return Fill("normal", float(mean), float(std))
+
+    @staticmethod
+    def truncated_normal(mean: float, std: float, lo: float, hi: float) -> "Fill":
+        return Fill("truncated_normal", float(mean), float(std), float(lo), float(hi))
+
+    def words(self, dtype, n: int) -> int:
+        """How many 64-bit stream words ``n`` elements of ``dtype`` consume."""
+        if self.family == "constant":
+            return 0
+        if self.family == "uniform":
+            return (n + 1) // 2 if np.dtype(dtype).itemsize <= 4 else n
+        if self.family == "normal":
+            return 2 * ((n + 1) // 2)
+        return n
+
+    def cdf_bounds(self) -> tuple[float, float]:
+        """``(Phi(lo), Phi(hi))`` of a truncated normal, in float64."""
+        return _phi(self.lo), _phi(self.hi)
+
+
+def _phi(x: float) -> float:
+    return 0.5 * math.erfc(-x / math.sqrt(2.0))
+
+
+# --- seeds and keys ---------------------------------------------------------------------------
+
+_seed_lock = threading.Lock()
+_seed_state = {"seed": None, "count": 0}
+
+
+def check_seed(value) -> int:
+    """Validate a seed: a non-negative Python or NumPy integer."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise GpuInitError(f"seed must be a non-negative integer, got {value!r}")
+    return int(value)
+
+
+def seed(value: int) -> None:
+    """Seed gpuinit's global stream.
+
+    After ``gpuinit.seed(n)``, the k-th ``initialize()`` (or unseeded ``nd.random`` call) that is
+    given no explicit ``seed`` uses seed ``n + k``; ``initialize(seed=s)`` uses ``s`` and leaves the
+    count alone. Without a call to ``seed``, ``n`` is drawn from the OS's entropy once per process.
+    """
+    value = check_seed(value)
+    with _seed_lock:
+        _seed_state["seed"] = value
+        _seed_state["count"] = 0
+
+
+def next_seed() -> int:
+    """The seed for the next unseeded initialization or draw (see :func:`seed`)."""
+    with _seed_lock:
+        if _seed_state["seed"] is None:
+            _seed_state["seed"] = int(np.random.SeedSequence().entropy) % (1 << 63)
+        value = _seed_state["seed"] + _seed_state["count"]
+        _seed_state["count"] += 1
+        return value
+
+
+@lru_cache(maxsize=65536)
+def derive_key(seed_value: int, path: str) -> tuple[int, int]:
+    """The 128-bit Philox key (two 64-bit words) of the stream for ``path`` under ``seed_value``."""
+    words = np.random.SeedSequence(check_seed(seed_value), spawn_key=tuple(path.encode("utf-8")))
+    k0, k1 = words.generate_state(2, np.uint64)
+    return int(k0), int(k1)
+
+
+# --- the reference generator ------------------------------------------------------------------
+
+def raw_words(key: tuple[int, int], first: int, count: int, counter: int = 0) -> np.ndarray:
+    """64-bit words ``[first, first + count)`` of the stream ``(key, counter)``, as uint64."""
+    if count <= 0:
+        return np.empty(0, np.uint64)
+    b0 = first // 4
+    b1 = (first + count - 1) // 4
+    bitgen = np.random.Philox(key=np.array(key, dtype=np.uint64), counter=(counter + b0) % (1 << 256))
+    words = bitgen.random_raw((b1 - b0 + 1) * 4)
+    skip = first - 4 * b0
+    return words[skip:skip + count]
+
+
+def _halves(words: np.ndarray) -> np.ndarray:
+    """The 32-bit words of ``words``, low half of each first."""
+    if sys.byteorder == "little":
+        return words.view(np.uint32)
+    out = np.empty(2 * words.size, np.uint32)
+    out[0::2] = words & 0xFFFFFFFF
+    out[1::2] = words >> 32
+    return out
+
+
+def generate(out: np.ndarray, fill: Fill, key, start: int = 0, offset: int = 0, counter: int = 0) -> None:
+    """Write elements ``[start, start + out.size)`` of ``fill`` on stream ``key`` into ``out``.
+
+    Args:
+        out: a 1-D contiguous NumPy array of float16, float32 or float64; written in place.
+        fill: the distribution.
+        key: the stream's key, two 64-bit words.
+        start: index of the first element to produce.
+        offset: the stream word offset the fill starts at (0 for an initializer's own fill).
+        counter: the stream's starting 256-bit counter (0 for every parameter).
+    """
+    n = out.size
+    dtype = out.dtype
+    if fill.family == "constant":
+        out[...] = fill.a
+        return
+    if dtype not in FLOAT_DTYPES:
+        raise InitializerError(f"random fills need a float16, float32 or float64 array, got {dtype}")
+    if n == 0:
+        return
+    if fill.family == "uniform":
+        if dtype.itemsize <= 4:
+            h0 = 2 * offset + start
+            w0 = h0 // 2
+            words = raw_words(key, w0, (h0 + n + 1) // 2 - w0, counter)
+            halves = _halves(words)[h0 - 2 * w0: h0 - 2 * w0 + n]
+            x = np.right_shift(halves, 8).astype(np.float32)
+            x *= np.float32(2.0 ** -24)
+            x *= np.float32(fill.b - fill.a)
+            x += np.float32(fill.a)
+        else:
+            x = np.right_shift(raw_words(key, offset + start, n, counter), 11).astype(np.float64)
+            x *= 2.0 ** -53
+            x *= fill.b - fill.a
+            x += fill.a
+        out[...] = x
+        return
+    if fill.family == "normal":
+        m0, m1 = start // 2, (start + n - 1) // 2
+        words = raw_words(key, offset + 2 * m0, 2 * (m1 - m0 + 1), counter)
+        u1 = np.right_shift(words[0::2], 11).astype(np.float64)
+        u1 += 1.0
+        u1 *= 2.0 ** -53
+        t = np.right_shift(words[1::2], 11).astype(np.float64)
+        t *= 2.0 ** -53
+        t *= TWO_PI
+        r = np.log(u1)
+        r *= -2.0
+        np.sqrt(r, out=r)
+        z = np.empty(2 * r.size)
+        np.multiply(r, np.cos(t), out=z[0::2])
+        np.multiply(r, np.sin(t), out=z[1::2])
+        z = z[start - 2 * m0: start - 2 * m0 + n]
+    else:  # truncated_normal
+        u = np.right_shift(raw_words(key, offset + start, n, counter), 12).astype(np.float64)
+        u += 0.5
+        u *= 2.0 ** -52
+        pa, pb = fill.cdf_bounds()
+        u *= pb - pa
+        u += pa
+        z = ndtri(u)
+        np.clip(z, fill.lo, fill.hi, out=z)
+    z *= fill.b
+    z += fill.a
+    out[...] = z
+
+
+def _horner(coefs, x):
+    acc = np.full_like(x, coefs[0])
+    for c in coefs[1:]:
+        acc *= x
+        acc += c
+    return acc
+
+
+# Wichura, "Algorithm AS 241: The percentage points of the normal distribution", Applied
+# Statistics 37(3), 1988: PPND16's coefficients, highest degree first.
+_AS241_A = (2.5090809287301226727e+3, 3.3430575583588128105e+4, 6.7265770927008700853e+4,
+            4.5921953931549871457e+4, 1.3731693765509461125e+4, 1.9715909503065514427e+3,
+            1.3314166789178437745e+2, 3.3871328727963666080e+0)
+_AS241_B = (5.2264952788528545610e+3, 2.8729085735721942674e+4, 3.9307895800092710610e+4,
+            2.1213794301586595867e+4, 5.3941960214247511077e+3, 6.8718700749205790830e+2,
+            4.2313330701600911252e+1, 1.0)
+_AS241_C = (7.74545014278341407640e-4, 2.27238449892691845833e-2, 2.41780725177450611770e-1,
+            1.27045825245236838258e+0, 3.64784832476320460504e+0, 5.76949722146069140550e+0,
+            4.63033784615654529590e+0, 1.42343711074968357734e+0)
+_AS241_D = (1.05075007164441684324e-9, 5.47593808499534494600e-4, 1.51986665636164571966e-2,
+            1.48103976427480074590e-1, 6.89767334985100004550e-1, 1.67638483018380384940e+0,
+            2.05319162663775882187e+0, 1.0)
+_AS241_E = (2.01033439929228813265e-7, 2.71155556874348757815e-5, 1.24266094738807843860e-3,
+            2.65321895265761230930e-2, 2.96560571828504891230e-1, 1.78482653991729133580e+0,
+            5.46378491116411436990e+0, 6.65790464350110377720e+0)
+_AS241_F = (2.04426310338993978564e-15, 1.42151175831644588870e-7, 1.84631831751005468180e-5,
+            7.86869131145613259100e-4, 1.48753612908506148525e-2, 1.36929880922735805310e-1,
+            5.99832206555887937690e-1, 1.0)
+
+
+def ndtri(p: np.ndarray) -> np.ndarray:
+    """Inverse of the standard normal CDF for ``p`` in (0, 1), float64, by AS241 (PPND16)."""
+    p = np.asarray(p, dtype=np.float64)
+    z = np.empty_like(p)
+    q = p - 0.5
+    central = np.abs(q) <= 0.425
+    if central.any():
+        qc = q[central]
+        r = 0.180625 - qc * qc
+        z[central] = qc * _horner(_AS241_A, r) / _horner(_AS241_B, r)
+    tail = ~central
+    if tail.any():
+        qt = q[tail]
+        r = np.where(qt <= 0.0, p[tail], 1.0 - p[tail])
+        r = np.sqrt(-np.log(r))
+        near = r <= 5.0
+        zt = np.empty_like(r)
+        rn = r[near] - 1.6
+        zt[near] = _horner(_AS241_C, rn) / _horner(_AS241_D, rn)
+        rf = r[~near] - 5.0
+        zt[~near] = _horner(_AS241_E, rf) / _horner(_AS241_F, rf)
+        zt[qt < 0.0] *= -1.0
+        z[tail] = zt
+    return z
+
+
+# --- the chunked, threaded CPU driver ---------------------------------------------------------
+
+_pool_lock = threading.Lock()
+_pool: list = []
+
+
+def cpu_workers() -> int:
+    """Threads used to fill on the CPU: ``GPUINIT_NUM_THREADS``, else the usable cores."""
+    env = os.environ.get("GPUINIT_NUM_THREADS")
+    if env:
+        return max(1, int(env))
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
+def _executor() -> ThreadPoolExecutor:
+    with _pool_lock:
+        if not _pool:
+            _pool.append(ThreadPoolExecutor(cpu_workers(), thread_name_prefix="gpuinit-fill"))
+        return _pool[0]
+
+
+def fill_many(jobs) -> None:
+    """Fill NumPy arrays in bounded chunks on every core.
+
+    Args:
+        jobs: iterable of ``(out, fill, key, offset)``; ``out`` a C-contiguous NumPy array written
+            in place, element ``i`` of its flat view being element ``i`` of the stream.
+    """
+    tasks = []
+    for out, fill, key, offset in jobs:
+        flat = out.reshape(-1)
+        if fill.family == "constant":
+            flat[...] = fill.a
+            continue
+        for s in range(0, flat.size, CHUNK_ELEMENTS):
+            e = min(flat.size, s + CHUNK_ELEMENTS)
+            tasks.append((flat[s:e], fill, key, s, offset))
+    if len(tasks) <= 1 or cpu_workers() == 1:
+        for t in tasks:
+            generate(*t)
+        return
+    for fut in [_executor().submit(generate, *t) for t in tasks]:
+        fut.result()
+
+
+# --- streams for custom initializers ----------------------------------------------------------
+
+_local = threading.local()
+
+
+class Stream:
+    """A parameter's stream, drawn from in order by custom initializers.
+
+    Each draw starts at the next multiple of four words after the previous one, so a custom
+    initializer's numbers depend only on the parameter's key and the sequence of its own draws.
+    """
+
+    def __init__(self, key: tuple[int, int]):
+        self.key = (int(key[0]), int(key[1]))
+        self.offset = 0
+
+    def draw(self, fill: Fill, shape, dtype, xp=np):
+        """A new array of ``shape`` filled from this stream (on ``xp``'s device)."""
+        dtype = np.dtype(dtype)
+        n = int(np.prod(shape, dtype=np.int64))
+        host = np.empty(n, dtype)
+        fill_many([(host, fill, self.key, self.offset)])
+        self.offset += -(-fill.words(dtype, n) // 4) * 4
+        host = host.reshape(shape)
+        return host if xp is np else xp.asarray(host)
+
+    def __enter__(self):
+        stack = getattr(_local, "stack", None)
+        if stack is None:
+            stack = _local.stack = []
+        stack.append(self)
+        return self
+
+    def __exit__(self, *exc):
+        _local.stack.pop()
+
+
+def active_stream() -> Stream | None:
+    """The stream of the parameter being initialized by a custom initializer, if any."""
+    stack = getattr(_local, "stack", None)
+    return stack[-1] if stack else None

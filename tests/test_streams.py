@@ -1,0 +1,164 @@
+"""The stream contract, checked against NumPy's own Philox as the oracle."""
+
+import math
+import statistics
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from gpuinit import streams
+from gpuinit.streams import Fill
+
+keys = st.tuples(st.integers(0, 2**64 - 1), st.integers(0, 2**64 - 1))
+DTYPES = [np.float16, np.float32, np.float64]
+FILLS = [Fill.uniform(-0.5, 2.0), Fill.normal(0.3, 1.7), Fill.truncated_normal(0.1, 0.5, -1.5, 2.5),
+         Fill.constant(0.25)]
+
+
+def _oracle(key, counter=0):
+    return np.random.Philox(key=np.array(key, dtype=np.uint64), counter=counter)
+
+
+def gen(fill, key, n, dtype=np.float32, start=0, offset=0, counter=0):
+    out = np.empty(n, dtype)
+    streams.generate(out, fill, key, start, offset, counter)
+    return out
+
+
+@given(key=keys, first=st.integers(0, 1000), count=st.integers(0, 50))
+def test_raw_words_equal_numpy_philox(key, first, count):
+    expected = _oracle(key).random_raw(first + count)[first:]
+    assert np.array_equal(streams.raw_words(key, first, count), expected)
+
+
+@given(key=keys, low=st.integers(0, 2**64 - 1), high=st.sampled_from([0, 1, 2**64 - 1, 2**192 - 1]),
+       first=st.integers(0, 40), count=st.integers(1, 40))
+def test_counter_carries_across_words_like_numpy(key, low, high, first, count):
+    """Starting counters next to 64-bit carry boundaries behave as NumPy's 256-bit counter."""
+    for counter in ((high << 64) | low, (high << 64) | (2**64 - 1), 2**256 - 1):
+        expected = _oracle(key, counter).random_raw(first + count)[first:]
+        assert np.array_equal(streams.raw_words(key, first, count, counter), expected)
+
+
+@given(key=keys, n=st.integers(1, 300))
+def test_unit_uniform_float32_equals_numpy_generator_random(key, n):
+    expected = np.random.Generator(_oracle(key)).random(n, dtype=np.float32)
+    assert np.array_equal(gen(Fill.uniform(0, 1), key, n), expected)
+
+
+@given(key=keys, n=st.integers(1, 300))
+def test_unit_uniform_float64_equals_numpy_generator_random(key, n):
+    expected = np.random.Generator(_oracle(key)).random(n, dtype=np.float64)
+    assert np.array_equal(gen(Fill.uniform(0, 1), key, n, np.float64), expected)
+
+
+def test_uniform_float16_is_the_float32_value_rounded():
+    key = streams.derive_key(3, "w")
+    f32 = gen(Fill.uniform(-2, 3), key, 999, np.float32)
+    assert np.array_equal(gen(Fill.uniform(-2, 3), key, 999, np.float16), f32.astype(np.float16))
+
+
+def test_uniform_mapping_is_separately_rounded_float32():
+    key = streams.derive_key(5, "w")
+    u = gen(Fill.uniform(0, 1), key, 1000)
+    low, high = -0.3, 0.7
+    expected = np.float32(low) + np.float32(high - low) * u
+    assert expected.dtype == np.float32
+    assert np.array_equal(gen(Fill.uniform(low, high), key, 1000), expected)
+
+
+@settings(max_examples=60)
+@given(key=keys, fill=st.sampled_from(FILLS), dtype=st.sampled_from(DTYPES),
+       n=st.integers(1, 200), start=st.integers(0, 199), length=st.integers(0, 200),
+       offset=st.sampled_from([0, 4, 8, 1000]))
+def test_any_element_range_equals_that_slice_of_the_whole(key, fill, dtype, n, start, length, offset):
+    whole = gen(fill, key, start + length + n, dtype, offset=offset)
+    part = gen(fill, key, length, dtype, start=start, offset=offset)
+    assert np.array_equal(part, whole[start:start + length], equal_nan=True)
+
+
+@settings(max_examples=25)
+@given(key=keys, fill=st.sampled_from(FILLS), dtype=st.sampled_from(DTYPES),
+       n=st.integers(1, 3000), chunk=st.integers(1, 700))
+def test_chunked_threaded_fill_equals_one_shot(key, fill, dtype, n, chunk):
+    whole = gen(fill, key, n, dtype)
+    out = np.empty(n, dtype)
+    old = streams.CHUNK_ELEMENTS
+    streams.CHUNK_ELEMENTS = chunk
+    try:
+        streams.fill_many([(out, fill, key, 0)])
+    finally:
+        streams.CHUNK_ELEMENTS = old
+    assert np.array_equal(out, whole)
+
+
+def test_keys_depend_on_seed_and_path_only():
+    assert streams.derive_key(0, "0.weight") == streams.derive_key(0, "0.weight")
+    assert streams.derive_key(0, "0.weight") != streams.derive_key(0, "1.weight")
+    assert streams.derive_key(0, "0.weight") != streams.derive_key(1, "0.weight")
+    expected = np.random.SeedSequence(7, spawn_key=tuple(b"0.bias")).generate_state(2, np.uint64)
+    assert streams.derive_key(7, "0.bias") == tuple(int(k) for k in expected)
+
+
+def test_seed_validation():
+    with pytest.raises(streams.GpuInitError, match="non-negative integer"):
+        streams.seed(-1)
+    with pytest.raises(streams.GpuInitError, match="non-negative integer"):
+        streams.seed(1.5)
+
+
+def test_global_seed_counts_unseeded_uses():
+    streams.seed(100)
+    assert [streams.next_seed() for _ in range(3)] == [100, 101, 102]
+    streams.seed(100)
+    assert streams.next_seed() == 100
+
+
+# --- distributions (fixed keys: these cannot flake) ---------------------------------------------
+
+N = 400_000
+
+
+def test_normal_moments():
+    z = gen(Fill.normal(0.5, 2.0), streams.derive_key(11, "n"), N, np.float64)
+    assert abs(z.mean() - 0.5) < 5 * 2.0 / math.sqrt(N)
+    assert abs(z.std() - 2.0) < 0.01
+    # Kolmogorov-Smirnov distance to N(0.5, 4); the 0.1% critical value is 1.95 / sqrt(N).
+    s = np.sort((z - 0.5) / 2.0)
+    cdf = np.array([statistics.NormalDist().cdf(v) for v in s[::97]])
+    assert np.max(np.abs(cdf - (np.arange(N)[::97] + 0.5) / N)) < 1.95 / math.sqrt(N) + 1e-4
+
+
+def test_truncated_normal_bounds_and_moments():
+    fill = Fill.truncated_normal(1.0, 0.5, -2.0, 2.0)
+    x = gen(fill, streams.derive_key(12, "t"), N, np.float64)
+    assert x.min() >= 1.0 - 2 * 0.5 and x.max() <= 1.0 + 2 * 0.5
+    assert abs(x.mean() - 1.0) < 5 * 0.5 / math.sqrt(N)
+    assert abs(x.std() - 0.5 * 0.87962566103423978) < 0.003
+
+
+def test_truncated_normal_one_sided_is_in_range():
+    x = gen(Fill.truncated_normal(0, 1, 0.5, 3.0), streams.derive_key(13, "t"), N, np.float32)
+    assert x.min() >= 0.5 and x.max() <= 3.0
+
+
+def test_uniform_range_and_mean():
+    x = gen(Fill.uniform(-0.07, 0.07), streams.derive_key(14, "u"), N)
+    assert x.min() >= -0.07 and x.max() < 0.07
+    assert abs(float(x.mean())) < 5 * 0.07 / math.sqrt(3 * N)
+
+
+def test_ndtri_matches_the_standard_library():
+    p = np.concatenate([np.linspace(1e-12, 1 - 1e-12, 2001), [1e-300, 1e-100, 1e-20, 0.075, 0.925]])
+    expected = np.array([statistics.NormalDist().inv_cdf(v) for v in p])
+    assert np.allclose(streams.ndtri(p), expected, rtol=1e-14, atol=1e-14)
+
+
+def test_stream_draws_are_sequential_and_block_aligned():
+    key = streams.derive_key(1, "s")
+    s = streams.Stream(key)
+    a = s.draw(Fill.uniform(0, 1), (3,), np.float32)  # 2 words, padded to 4
+    b = s.draw(Fill.uniform(0, 1), (2,), np.float32)
+    assert np.array_equal(a, gen(Fill.uniform(0, 1), key, 3))
+    assert np.array_equal(b, gen(Fill.uniform(0, 1), key, 2, offset=4))

@@ -145,12 +145,13 @@ class Parameter:
         return self._request.path if self._request else None
 
     def _deferred_error(self, what: str) -> DeferredInitializationError:
+        why = (f"its shape {self._shape!r} is not fully known" if not self.shape_known else
+               "it waits, with the rest of its network, for shapes still unknown")
         return DeferredInitializationError(
-            f"cannot {what} parameter {self.name!r} yet: its shape {self._shape!r} is not fully "
-            "known, so its initialization was deferred; it happens at the first forward pass, "
-            "when the input fixes the unknown dimensions. To initialize at once, give the layer "
-            "its input size (for example Dense(..., in_units=20) or Conv2D(..., in_channels=3)), "
-            "or run one forward pass first")
+            f"cannot {what} parameter {self.name!r} yet: {why}, so its initialization was "
+            "deferred; it happens at the first forward pass, when the input fixes the unknown "
+            "dimensions. To initialize at once, give the layers their input sizes (for example "
+            "Dense(..., in_units=20) or Conv2D(..., in_channels=3)), or run one forward pass first")
 
     def data(self, device=None):
         """The parameter's array (NumPy or CuPy), on ``device`` if given (copied if elsewhere).
@@ -290,17 +291,19 @@ class ParameterDict:
                 path = self.path_of(name)
                 requests.append((p, InitRequest(initializer, own, device,
                                                 streams.derive_key(seed_value, path), path)))
-            ready = [(p, r) for p, r in requests if p.shape_known]
             for p, _ in requests:
                 if not p.shape_known and not p.allow_deferred_init:
                     raise DeferredInitializationError(
                         f"parameter {p.name!r} has unknown shape {p.shape!r} and does not allow "
                         "deferred initialization; give its full shape")
-            materialize(ready)
+            if all(p.shape_known for p, _ in requests):
+                materialize(requests)
+                return
+            # Some shape is unknown: everything waits for the first forward pass, so that the
+            # whole network is allocated and filled as one step, and nothing before.
             for p, r in requests:
-                if not p.shape_known:
-                    p._data = None
-                    p._request = r
+                p._data = None
+                p._request = r
 
     def __repr__(self) -> str:
         lines = "\n".join(f"  {p!r}" for p in self.values())

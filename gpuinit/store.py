@@ -19,6 +19,7 @@ parameter. So a parameter is either fully initialized or untouched.
 from __future__ import annotations
 
 import threading
+import traceback
 import weakref
 from dataclasses import dataclass
 
@@ -209,10 +210,16 @@ def materialize(entries, progress=None) -> int:
                 for slot in group:
                     if not isinstance(slot.plan, streams.Fill):
                         _run_hook(slot, views[id(slot)])
-    except BaseException:
+    except BaseException as exc:
+        # Give the memory back now, not when the exception is collected: drop our references
+        # and the locals of the finished frames in its traceback (a hook's ``arr`` among them).
         views.clear()
         devices = list(arenas)
         arenas.clear()
+        arena = None  # noqa: F841 - releases the last local reference
+        for chained in (exc, exc.__cause__, exc.__context__):
+            if chained is not None:
+                traceback.clear_frames(chained.__traceback__)
         for device in devices:
             if device.is_gpu:
                 with device.activate():

@@ -7,7 +7,8 @@ Modules, one job each:
   sources and their loader, which reproduce the streams on the GPU;
 - ``init``: initializers; ``parameter``: Parameter and ParameterDict; ``store``: allocation and
   filling, all-or-nothing; ``meta``/``ops``: shape-only arrays and the layers' array operations;
-- ``nn``: layers and containers; ``nd``: arrays and operations; ``plan``: memory plans;
+- ``nn``: layers and containers; ``nd``: arrays and operations; ``planning``: memory plans;
+- ``memory``: host and device memory readings;
   ``models``: the built-in model zoo; ``report``: the memory report.
 """
 
@@ -16,6 +17,7 @@ from .device import Device, as_device, cpu, default_device, gpu
 from .errors import (DeferredInitializationError, DeviceError, GpuInitError, InitializerError,
                      OutOfMemoryError, PlanError, ShapeError, UninitializedParameterError)
 from .parameter import Parameter, ParameterDict
+from .planning import Plan, plan
 from .streams import seed
 
 __version__ = "0.1.0"
@@ -23,4 +25,4 @@ __version__ = "0.1.0"
 __all__ = ["DeferredInitializationError", "Device", "DeviceError", "GpuInitError",
            "InitializerError", "OutOfMemoryError", "Parameter", "ParameterDict", "PlanError",
            "ShapeError", "UninitializedParameterError", "as_device", "cpu", "default_device",
-           "gpu", "init", "nd", "nn", "seed"]
+           "gpu", "init", "nd", "nn", "plan", "Plan", "seed"]

@@ -299,3 +299,40 @@ def pool2d(x, pool_type, pool_size, stride=None, padding=0, count_include_pad=Tr
         return (total / (kernel[0] * kernel[1])).astype(x.dtype, copy=False)
     ones = _windows(_pad_hw(np.ones_like(x[:1, :1]), padding), kernel, stride, (1, 1), out_hw)
     return (total / ones.sum(axis=(-2, -1))).astype(x.dtype, copy=False)
+
+
+def causal_mask(t: int, like):
+    """A (t, t) additive mask: 0 on and below the diagonal, -inf above, on ``like``'s device."""
+    if is_meta(like):
+        return MetaArray((t, t), like.dtype)
+    xp = array_module_of(like)
+    return xp.triu(xp.full((t, t), -np.inf, dtype=like.dtype), 1)
+
+
+def positions(t: int, like):
+    """``arange(t)`` as integers on ``like``'s device (shape-only for shape-only inputs)."""
+    if is_meta(like):
+        return MetaArray((t,), np.int64)
+    return array_module_of(like).arange(t)
+
+
+def attention(q, k, v, causal=True):
+    """Scaled dot-product attention over (B, H, T, D) arrays."""
+    d = q.shape[-1]
+    scores = matmul(q, k.swapaxes(-1, -2)) * (1.0 / math.sqrt(d))
+    if causal:
+        scores = scores + causal_mask(q.shape[-2], scores)
+    return matmul(softmax(scores, axis=-1), v)
+
+
+def rotary(x, base=10000.0):
+    """Rotary position embedding (RoPE, Su et al. 2021) over (B, H, T, D) arrays, half-split form."""
+    if is_meta(x):
+        return MetaArray(x.shape, x.dtype)
+    xp = array_module_of(x)
+    t, d = x.shape[-2], x.shape[-1]
+    inv = 1.0 / base ** (xp.arange(0, d, 2, dtype=np.float64) / d)
+    angles = xp.arange(t, dtype=np.float64)[:, None] * inv[None, :]
+    cos, sin = xp.cos(angles).astype(x.dtype), xp.sin(angles).astype(x.dtype)
+    x1, x2 = x[..., : d // 2], x[..., d // 2:]
+    return xp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)

@@ -18,7 +18,9 @@ parameter. So a parameter is either fully initialized or untouched.
 
 from __future__ import annotations
 
+import contextlib
 import threading
+import time
 import traceback
 import weakref
 from dataclasses import dataclass
@@ -32,6 +34,8 @@ ALIGNMENT = 256  # bytes; CUDA's allocation granularity for coalesced access, fi
 
 _accounting_lock = threading.Lock()
 _live: dict = {}  # id(arena) -> (device, nbytes), removed by a finalizer when the arena dies
+# The most recent successful materialization: bytes, seconds (allocation and fills), devices.
+last_materialization: dict = {}
 
 
 def align(n: int) -> int:
@@ -48,6 +52,20 @@ def format_bytes(n: int | None) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.2f} {unit}"
         value /= 1024
     return f"{n} B"
+
+
+_observer: dict = {}
+
+
+@contextlib.contextmanager
+def observe(progress):
+    """Report the progress of every materialization in the block to ``progress(nbytes)``."""
+    previous = _observer.get("progress")
+    _observer["progress"] = progress
+    try:
+        yield
+    finally:
+        _observer["progress"] = previous
 
 
 def live_bytes(device=None) -> int:
@@ -147,12 +165,14 @@ def _view(arena, slot):
     return arena[slot.offset:slot.offset + p.nbytes].view(p.dtype).reshape(p.shape)
 
 
-def _run_fills(device, jobs) -> None:
+def _run_fills(device, jobs, progress) -> None:
     if device.is_gpu:
         from .kernels import fill_many as gpu_fill_many
         gpu_fill_many(device, jobs)
+        if progress:
+            progress(sum(out.nbytes for out, *_ in jobs))
     else:
-        streams.fill_many(jobs)
+        streams.fill_many(jobs, progress)
 
 
 def _run_hook(slot, view) -> None:
@@ -176,7 +196,7 @@ def materialize(entries, progress=None) -> int:
 
     Args:
         entries: ``(param, InitRequest)`` pairs; every shape must be complete.
-        progress: optional ``fn(done_bytes, total_bytes)`` called as fills finish.
+        progress: optional ``fn(nbytes)`` called as each piece of ``nbytes`` is filled.
 
     Returns:
         The number of bytes allocated.
@@ -188,6 +208,8 @@ def materialize(entries, progress=None) -> int:
     entries = list(entries)
     if not entries:
         return 0
+    started = time.perf_counter()
+    progress = progress or _observer.get("progress")
     slots = plan_slots(entries)
     by_device: dict = {}
     for slot in slots:
@@ -203,13 +225,16 @@ def materialize(entries, progress=None) -> int:
             for slot in group:
                 views[id(slot)] = _view(arena, slot)
             fused = [s for s in group if isinstance(s.plan, streams.Fill)]
-            _run_fills(device, [(views[id(s)], s.plan, s.request.key, 0) for s in fused])
-            if progress:
-                progress(sum(s.param.nbytes for s in fused), sizes[device])
+            _run_fills(device, [(views[id(s)], s.plan, s.request.key, 0) for s in fused], progress)
             with device.activate():
                 for slot in group:
                     if not isinstance(slot.plan, streams.Fill):
                         _run_hook(slot, views[id(slot)])
+                        if progress:
+                            progress(slot.param.nbytes)
+            if device.is_gpu:
+                with device.activate():
+                    device.xp.cuda.get_current_stream().synchronize()
     except BaseException as exc:
         # Give the memory back now, not when the exception is collected: drop our references
         # and the locals of the finished frames in its traceback (a hook's ``arr`` among them).
@@ -230,4 +255,7 @@ def materialize(entries, progress=None) -> int:
     for slot in slots:
         slot.param._data = views[id(slot)]
         slot.param._request = slot.request
-    return sum(sizes.values())
+    total = sum(sizes.values())
+    last_materialization.update(bytes=total, seconds=time.perf_counter() - started,
+                                devices=[str(d) for d in sizes])
+    return total

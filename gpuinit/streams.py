@@ -344,12 +344,13 @@ def _executor() -> ThreadPoolExecutor:
         return _pool[0]
 
 
-def fill_many(jobs) -> None:
+def fill_many(jobs, progress=None) -> None:
     """Fill NumPy arrays in bounded chunks on every core.
 
     Args:
         jobs: iterable of ``(out, fill, key, offset)``; ``out`` a C-contiguous NumPy array written
             in place, element ``i`` of its flat view being element ``i`` of the stream.
+        progress: optional ``fn(nbytes)`` called as each chunk of ``nbytes`` is done.
     """
     tasks = []
     for out, fill, key, offset in jobs:
@@ -363,9 +364,18 @@ def fill_many(jobs) -> None:
     if len(tasks) <= 1 or cpu_workers() == 1:
         for t in tasks:
             generate(*t)
+            if progress:
+                progress(t[0].nbytes)
         return
-    for fut in [_executor().submit(generate, *t) for t in tasks]:
-        fut.result()
+    futures = [_executor().submit(generate, *t) for t in tasks]
+    try:
+        for fut, t in zip(futures, tasks):
+            fut.result()
+            if progress:
+                progress(t[0].nbytes)
+    finally:
+        for fut in futures:
+            fut.cancel()
 
 
 # --- streams for custom initializers ----------------------------------------------------------

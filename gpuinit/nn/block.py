@@ -171,7 +171,11 @@ class Block:
             self._finish_deferred(args, kwargs)
         _calls.depth = depth + 1
         try:
-            return self.forward(*args, **kwargs)
+            out = self.forward(*args, **kwargs)
+            recorder = getattr(_calls, "recorder", None)
+            if recorder is not None:
+                recorder.append((self, out))
+            return out
         except Exception as exc:
             if not hasattr(exc, "gpuinit_block"):
                 try:
@@ -181,6 +185,23 @@ class Block:
             raise
         finally:
             _calls.depth = depth
+
+    @contextlib.contextmanager
+    def record_calls(self):
+        """Collect ``(block, output)`` for every block call in this thread, innermost first."""
+        calls = []
+        previous = getattr(_calls, "recorder", None)
+        _calls.recorder = calls
+        try:
+            yield calls
+        finally:
+            _calls.recorder = previous
+
+    def named_blocks(self, path=""):
+        """``(path, block)`` for this block and every block below it, depth first."""
+        yield path, self
+        for name, child in self._children.items():
+            yield from child.named_blocks(f"{path}.{name}" if path else name)
 
     def _deferred_params(self):
         return [p for _, p in self._walk() if p.deferred]
@@ -200,8 +221,8 @@ class Block:
         except Exception as exc:
             for p, shape in before:
                 p._shape = shape
-            if isinstance(exc, GpuInitError):
-                raise
+            if isinstance(exc, GpuInitError) and not isinstance(exc, PlanError):
+                raise  # shape mismatches and the like already name their layer
             where = getattr(exc, "gpuinit_block", self.name)
             raise PlanError(f"shape inference failed in block {where!r}: {type(exc).__name__}: "
                             f"{exc}") from exc
@@ -210,7 +231,11 @@ class Block:
     def _call_meta(self, metas, kwargs):
         _calls.depth = 1
         try:
-            return self.forward(*metas, **kwargs)
+            out = self.forward(*metas, **kwargs)
+            recorder = getattr(_calls, "recorder", None)
+            if recorder is not None:
+                recorder.append((self, out))
+            return out
         except Exception as exc:
             if not hasattr(exc, "gpuinit_block"):
                 try:

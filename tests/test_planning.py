@@ -1,0 +1,129 @@
+"""Plans, the model zoo and the memory report."""
+
+import json
+import pathlib
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import gpuinit
+from gpuinit import models, nd, nn, store
+from gpuinit.errors import PlanError
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("name,count", [("gpt2-small", 124_439_808), ("resnet50", 25_557_032),
+                                        ("resnet18", 11_689_512), ("llama2-7b", 6_738_415_616),
+                                        ("llama2-70b", 68_976_648_192)])
+def test_published_parameter_counts(name, count):
+    net = models.get(name)
+    _, shape, dtype = models.MODELS[name]
+    gpuinit.plan(net, shape, input_dtype=dtype, device="cpu")
+    assert models.count_parameters(net) == count
+
+
+def test_planning_llama2_70b_is_fast_and_allocates_nothing():
+    before = store.live_bytes()
+    t = time.perf_counter()
+    p = gpuinit.plan(models.get("llama2-70b"), (1, 16), input_dtype="int64", device="cpu")
+    assert time.perf_counter() - t < 1.0
+    assert p.num_elements == 68_976_648_192 and p.parameter_bytes == 4 * 68_976_648_192
+    assert store.live_bytes() == before
+    if p.free_bytes is not None and p.free_bytes < p.total_bytes:
+        assert not p.fits and p.missing_bytes == p.total_bytes - p.free_bytes
+
+
+@pytest.mark.parametrize("name", ["mlp", "lenet", "resnet18", "gpt2-small"])
+def test_planned_bytes_equal_allocated_bytes(name, device):
+    net = models.get(name)
+    _, shape, dtype = models.MODELS[name]
+    if name == "gpt2-small":
+        shape = (1, 8)
+    x = (nd.array(np.zeros(shape), device=device, dtype="int64") if dtype == "int64"
+         else nd.random.uniform(shape=shape, device=device))
+    net.initialize(device=device)
+    p = gpuinit.plan(net, x)
+    net(x)
+    assert store.last_materialization["bytes"] == p.total_bytes
+    assert sum(e.bytes for e in p.parameters) == net.collect_params().nbytes
+
+
+def test_plan_reports_layers_fans_and_initializers():
+    net = models.mlp()
+    p = gpuinit.plan(net, (2, 20), device="cpu")
+    w0 = p.parameters[0]
+    assert (w0.path, w0.shape, w0.fan_in, w0.fan_out, w0.scale) == ("0.weight", (256, 20), 20, 256, 0.07)
+    assert "Uniform" in w0.initializer
+    assert [(l.path, l.output_shape, l.parameters) for l in p.layers] == [
+        ("", (2, 10), 0), ("0", (2, 256), 256 * 20 + 256), ("1", (2, 10), 10 * 256 + 10)]
+    assert p.output_shape == (2, 10) and p.fits
+    assert "total: 7,946 parameters" in p.summary()
+
+
+def test_an_unplannable_user_block_is_named():
+    class Peeks(nn.Block):
+        def __init__(self):
+            super().__init__()
+            self.d = nn.Dense(3)
+
+        def forward(self, x):
+            if float(np.asarray(x).sum()) > 0:  # needs values: cannot be planned
+                return self.d(x)
+            return x
+
+    net = Peeks()
+    with pytest.raises(PlanError, match=net.name):
+        gpuinit.plan(net, (2, 4), device="cpu")
+    assert net.d.weight.shape == (3, 0)
+
+
+def test_small_transformers_run_forward_on_cpu():
+    g = models.gpt2("small", layers=2, width=32, heads=4, vocab=100, context=16)
+    g.initialize(device="cpu", seed=0)
+    tokens = np.array([[1, 2, 3, 4, 5]])
+    logits = g(tokens)
+    assert logits.shape == (1, 5, 100) and np.isfinite(logits).all()
+    # causal: the first position's logits do not depend on later tokens
+    assert np.allclose(g(np.array([[1, 9, 9, 9, 9]]))[0, 0], logits[0, 0], atol=1e-5)
+    lm = models.llama2("70b", layers=2, width=64, heads=8, kv_heads=2, hidden=96, vocab=50)
+    lm.initialize(device="cpu", seed=0)
+    assert lm(tokens).shape == (1, 5, 50) and lm.layers[0].wk.weight.shape == (16, 64)
+
+
+def run_report(*args):
+    return subprocess.run([sys.executable, "-m", "gpuinit", "report", *args], capture_output=True,
+                          text=True, cwd=ROOT, env={"PYTHONPATH": str(ROOT), "PATH": ""})
+
+
+def test_report_json_schema_and_stages():
+    out = run_report("--model", "lenet", "--device", "cpu", "--json")
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["model"] == "lenet" and report["device"] == "cpu" and report["dtype"] == "float32"
+    assert [s["name"] for s in report["stages"]] == ["start", "built", "initialized", "materialized", "steady"]
+    for s in report["stages"]:
+        assert {"name", "seconds", "store_bytes", "rss_bytes", "device_used_bytes"} <= s.keys()
+    stages = {s["name"]: s for s in report["stages"]}
+    assert stages["initialized"]["store_bytes"] == 0
+    assert stages["materialized"]["store_bytes"] == report["plan"]["total_bytes"]
+    assert report["materialization"]["planned_bytes_equal_allocated"]
+    assert {"name", "shape", "dtype", "bytes"} <= report["plan"]["parameters"][0].keys()
+    assert stages["materialized"]["device_used_bytes"] is None  # CPU: NVML not read
+
+
+def test_report_exits_3_without_allocating_when_the_model_does_not_fit():
+    out = run_report("--model", "llama2-70b", "--device", "cpu")
+    assert out.returncode == 3, out.stderr
+    assert "DOES NOT FIT" in out.stdout and "missing" in out.stdout
+    assert "materialized" not in [line.split()[0] for line in out.stdout.splitlines() if line.strip()]
+
+
+def test_report_text_says_what_is_unavailable():
+    out = run_report("--model", "mlp", "--device", "cpu")
+    assert out.returncode == 0, out.stderr
+    assert "NVML: unavailable" in out.stdout and "CuPy pool: unavailable" in out.stdout
+    assert "planned bytes == allocated bytes: True" in out.stdout

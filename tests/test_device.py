@@ -62,3 +62,10 @@ def test_fallback_without_a_usable_gpu_is_one_log_line():
     assert out.stdout.split() == ["numpy", "cpu"]
     lines = [line for line in out.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "falling back to NumPy" in lines[0]
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    command = 'python -m pip install -q -e ".[test]" && python -m pytest -q'
+    assert command in readme and command in ci.splitlines()

@@ -127,3 +127,23 @@ def test_report_text_says_what_is_unavailable():
     assert out.returncode == 0, out.stderr
     assert "NVML: unavailable" in out.stdout and "CuPy pool: unavailable" in out.stdout
     assert "planned bytes == allocated bytes: True" in out.stdout
+
+
+def test_materializing_what_does_not_fit_fails_before_allocating():
+    net = models.get("llama2-70b")
+    net.initialize(device="cpu")
+    p = gpuinit.plan(net, (1, 4), input_dtype="int64")
+    if p.fits:
+        pytest.skip("this machine has room for 257 GiB")
+    before = store.live_bytes()
+    with pytest.raises(gpuinit.OutOfMemoryError, match="short"):
+        net(np.zeros((1, 4), np.int64))
+    assert store.live_bytes() == before
+    assert not any(q.initialized for q in net.collect_params().values())
+
+
+def test_report_plot(tmp_path):
+    pytest.importorskip("matplotlib")
+    out = run_report("--model", "mlp", "--device", "cpu", "--plot", str(tmp_path / "m.png"))
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "m.png").stat().st_size > 1000

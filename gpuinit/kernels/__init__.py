@@ -1,9 +1,12 @@
 """Filling parameters on a CUDA device.
 
-The CUDA kernels that reproduce ``gpuinit.streams`` on the GPU (sources beside this file, one
-launch per distribution family) are not written yet. Until they are, a GPU fill generates each
-parameter's numbers on the host with the NumPy reference, in bounded chunks, and copies them into
-the parameter's view of the device arena: the same numbers, at host speed.
+The CUDA sources live beside this file: ``philox.cuh`` (Philox4x64-10 and the transforms of
+``gpuinit.streams``, compiled for the host too so the tests can check them against NumPy) and
+``init_kernels.cu`` (one fused, table-driven launch per family and output type). They compile to
+PTX and their arithmetic matches the NumPy reference on the CPU (``tests/test_kernels.py``), but
+they have not yet run on a GPU, so they are not wired in: until that check is done, a GPU fill
+generates each parameter's numbers on the host with the NumPy reference, in bounded chunks, and
+copies them into the parameter's view of the device arena: the same numbers, at host speed.
 """
 
 from __future__ import annotations

@@ -215,9 +215,8 @@ class Block:
         params = list({id(p): p for _, p in self._walk()}.values())
         before = [(p, p._shape) for p in params]
         metas = [MetaArray(a.shape, a.dtype) if hasattr(a, "shape") and hasattr(a, "dtype") else a for a in args]
-        depth = getattr(_calls, "depth", 0)
         try:
-            out = self.__call__(*metas, **kwargs) if depth else self._call_meta(metas, kwargs)
+            out = self(*metas, **kwargs)  # shape-only inputs: no deferred check, no arithmetic
         except Exception as exc:
             for p, shape in before:
                 p._shape = shape
@@ -227,24 +226,6 @@ class Block:
             raise PlanError(f"shape inference failed in block {where!r}: {type(exc).__name__}: "
                             f"{exc}") from exc
         return out
-
-    def _call_meta(self, metas, kwargs):
-        _calls.depth = 1
-        try:
-            out = self.forward(*metas, **kwargs)
-            recorder = getattr(_calls, "recorder", None)
-            if recorder is not None:
-                recorder.append((self, out))
-            return out
-        except Exception as exc:
-            if not hasattr(exc, "gpuinit_block"):
-                try:
-                    exc.gpuinit_block = self.name
-                except AttributeError:
-                    pass
-            raise
-        finally:
-            _calls.depth = 0
 
     def _finish_deferred(self, args, kwargs) -> None:
         """Infer the deferred shapes from this call's inputs, then materialize them all at once."""

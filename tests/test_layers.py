@@ -30,9 +30,8 @@ def naive_conv(x, w, b, stride, pad, dil, groups):
 def test_conv2d_matches_a_naive_loop(device, stride, pad, dil, groups):
     conv = nn.Conv2D(8, 3, strides=stride, padding=pad, dilation=dil, groups=groups)
     conv.initialize(init=init.Normal(1.0), device=device, seed=1)
-    conv.bias  # noqa: B018
     x = nd.random.normal(shape=(2, 4, 9, 8), device=device)
-    y = conv(x)
+    conv(x)
     conv.bias.set_data(nd.random.normal(shape=(8,), device=device))
     y = to_numpy(conv(x))
     expected = naive_conv(to_numpy(x).astype(np.float64), to_numpy(conv.weight.data()).astype(np.float64),
@@ -77,6 +76,7 @@ def test_embedding_dense_flatten_dropout(device):
     out = emb(idx)
     assert out.shape == (2, 2, 4)
     assert np.array_equal(to_numpy(out[1, 1]), to_numpy(emb.weight.data()[9]))
+    assert nd.array(np.array([1, 2])).dtype == np.int64 and nd.array([1, 2]).dtype == np.float32
     d = nn.Dense(3, flatten=False)
     d.initialize(device=device)
     assert d(out).shape == (2, 2, 3) and d.weight.shape == (3, 4)
@@ -123,7 +123,6 @@ def test_sequential_container():
     net.add(nn.Dense(3), nn.Dense(4), nn.Dense(5))
     assert len(net) == 3 and isinstance(net[1], nn.Dense) and len(net[1:]) == 2
     assert "Dense(None -> 3, linear)" in repr(net)
-    assert [p.path for p in []] == []
     params = net.collect_params()
     assert [params.path_of(n) for n in params] == ["0.weight", "0.bias", "1.weight", "1.bias", "2.weight", "2.bias"]
 

@@ -23,8 +23,9 @@ def _where(device, ctx) -> Device:
 def array(source, device=None, dtype=None, ctx=None):
     """An array with ``source``'s values on ``device`` (default device if None)."""
     device = _where(device, ctx)
-    if dtype is None:
-        dtype = getattr(source, "dtype", None) or np.float32
+    if dtype is None:  # an array keeps its dtype; anything else becomes float32, as in MXNet
+        dtype = getattr(source, "dtype", None)
+        dtype = np.float32 if dtype is None else dtype
     with device.activate():
         if device.is_gpu:
             return device.xp.asarray(source, dtype=dtype)

@@ -40,7 +40,7 @@ def child_gpuinit(variant: str) -> dict:
     from gpuinit import init, models, planning, streams
 
     net = models.gpt2("small")
-    planning.plan(net, (1, 8), input_dtype="int64")  # shapes only: allocates nothing
+    planning.plan(net, (1, 8), input_dtype="int64", device="cpu")  # shapes only: allocates nothing
     if variant == "torch-dist":
         for name, p in net.collect_params().items():
             if p.role == "weight":

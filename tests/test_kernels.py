@@ -28,17 +28,23 @@ def host(tmp_path_factory):
                     str(KERNELS / "host.cpp")], check=True)
     so = ctypes.CDLL(str(lib))
     so.gi_raw_words.argtypes = [u64, u64, ctypes.POINTER(u64), u64, u64, ctypes.c_void_p]
-    for name in ("gi_fill_f32", "gi_fill_f64"):
-        getattr(so, name).argtypes = [ctypes.c_int, u64, u64, u64, u64, u64] + [ctypes.c_double] * 6 + [ctypes.c_void_p]
+    so.gi_fill.argtypes = [ctypes.c_int, ctypes.c_int, u64, u64, u64, u64] + [ctypes.c_double] * 6 + [ctypes.c_void_p]
+    so.gi_half_from_double.argtypes = [ctypes.c_void_p, u64, ctypes.c_void_p]
     return so
 
 
-def host_fill(so, fill, key, n, dtype, start=0, offset=0):
+def host_fill(so, fill, key, n, dtype, offset=0):
+    """All n elements, computed group by group by the kernels' own fill_group."""
     out = np.empty(n, dtype)
     pa, pb = fill.cdf_bounds() if fill.family == "truncated_normal" else (0.0, 0.0)
-    fn = so.gi_fill_f32 if out.dtype == np.float32 else so.gi_fill_f64
-    fn(FAMILY[fill.family], key[0], key[1], start, offset, n, fill.a, fill.b, fill.lo, fill.hi, pa, pb,
-       out.ctypes.data)
+    so.gi_fill(FAMILY[fill.family], out.dtype.itemsize, key[0], key[1], offset, n, fill.a, fill.b,
+               fill.lo, fill.hi, pa, pb, out.ctypes.data)
+    return out
+
+
+def reference(fill, key, n, dtype, offset=0):
+    out = np.empty(n, dtype)
+    streams.generate(out, fill, key, 0, offset)
     return out
 
 
@@ -56,37 +62,47 @@ def test_philox_words_equal_numpy(host, key, low, high, first, count):
         assert np.array_equal(out, streams.raw_words(key, first, count, counter))
 
 
-@settings(max_examples=40)
-@given(key=keys, dtype=st.sampled_from([np.float32, np.float64]), start=st.integers(0, 10**6),
-       n=st.integers(1, 300), offset=st.sampled_from([0, 4, 1000]),
-       low=st.floats(-3, 3), width=st.floats(1e-3, 10))
-def test_uniform_is_bit_identical(host, key, dtype, start, n, offset, low, width):
+@settings(max_examples=60)
+@given(key=keys, dtype=st.sampled_from([np.float16, np.float32, np.float64]), n=st.integers(1, 300),
+       offset=st.sampled_from([0, 4, 1000]), low=st.floats(-3, 3), width=st.floats(1e-3, 10))
+def test_uniform_is_bit_identical(host, key, dtype, n, offset, low, width):
     fill = Fill.uniform(low, low + width)
-    ref = np.empty(n, dtype)
-    streams.generate(ref, fill, key, start, offset)
-    assert np.array_equal(host_fill(host, fill, key, n, dtype, start, offset), ref)
+    assert np.array_equal(host_fill(host, fill, key, n, dtype, offset), reference(fill, key, n, dtype, offset))
 
 
-def ulp_distance_f32(a, b):
-    ia = a.view(np.int32).astype(np.int64)
-    ib = b.view(np.int32).astype(np.int64)
-    ia = np.where(ia < 0, -(ia & 0x7FFFFFFF), ia)
-    ib = np.where(ib < 0, -(ib & 0x7FFFFFFF), ib)
+@settings(max_examples=30)
+@given(key=keys, dtype=st.sampled_from([np.float16, np.float32, np.float64]), n=st.integers(1, 70),
+       value=st.floats(-1e3, 1e3))
+def test_every_length_and_tail_group(host, key, dtype, n, value):
+    """Lengths that end inside a Philox block write exactly n elements and nothing past them."""
+    fill = Fill.normal(value, 2.0)
+    out = np.full(n + 9, 7.0, dtype)
+    pa = pb = 0.0
+    host.gi_fill(2, out.dtype.itemsize, key[0], key[1], 0, n, fill.a, fill.b, fill.lo, fill.hi, pa, pb,
+                 out.ctypes.data)
+    assert np.all(out[n:] == 7.0)
+    assert np.array_equal(np.isfinite(out[:n]), np.ones(n, bool))
+
+
+def ulp_distance(a, b):
+    itype = {2: np.int16, 4: np.int32, 8: np.int64}[a.dtype.itemsize]
+    ia, ib = a.view(itype).astype(np.int64), b.view(itype).astype(np.int64)
+    top = np.int64(1) << (8 * a.dtype.itemsize - 1)
+    ia = np.where(ia < 0, -(ia & (top - 1)), ia)
+    ib = np.where(ib < 0, -(ib & (top - 1)), ib)
     return np.abs(ia - ib)
 
 
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
 @pytest.mark.parametrize("fill", [Fill.normal(0.0, 1.0), Fill.normal(0.5, 0.02),
                                   Fill.truncated_normal(0.0, 1.0, -2.0, 2.0),
                                   Fill.truncated_normal(1.0, 0.3, -0.5, 3.0)])
-def test_normal_families_within_one_ulp_in_float32(host, fill):
-    """log/cos/sin may differ in the last bit between libms; after rounding to float32 the
-    results differ by at most one unit in the last place, and almost never."""
+def test_normal_families_within_one_ulp(host, fill, dtype):
+    """log/cos/sin may differ in the last bit between libms; after rounding to float32 or float16
+    the results differ by at most one unit in the last place, and almost never."""
     key = streams.derive_key(2024, "kernel-check")
     n = 200_000
-    ref = np.empty(n, np.float32)
-    streams.generate(ref, fill, key, 12345, 8)
-    got = host_fill(host, fill, key, n, np.float32, 12345, 8)
-    dist = ulp_distance_f32(got, ref)
+    dist = ulp_distance(host_fill(host, fill, key, n, dtype, 8), reference(fill, key, n, dtype, 8))
     assert dist.max() <= 1
     assert (dist > 0).mean() < 1e-3
 
@@ -94,10 +110,26 @@ def test_normal_families_within_one_ulp_in_float32(host, fill):
 def test_ndtri_is_the_same_algorithm(host):
     fill = Fill.truncated_normal(0.0, 1.0, -6.0, 6.0)  # reaches every branch of AS241
     key = streams.derive_key(7, "ndtri")
-    ref = np.empty(50_000)
-    streams.generate(ref, fill, key)
-    got = host_fill(host, fill, key, 50_000, np.float64)
-    assert np.allclose(got, ref, rtol=4e-15, atol=4e-15)
+    assert np.allclose(host_fill(host, fill, key, 50_000, np.float64), reference(fill, key, 50_000, np.float64),
+                       rtol=4e-15, atol=4e-15)
+
+
+def test_half_rounding_matches_numpy(host):
+    rng = np.random.default_rng(0)
+    special = np.array([0.0, -0.0, np.inf, -np.inf, 65504.0, 65519.99, 65520.0, 1e6, 2.0 ** -24,
+                        2.0 ** -25, 2.0 ** -25 * 1.0000001, 2.0 ** -26, 6.1035156e-05, 6.09e-05,
+                        1.0009765625, 1.00048828125, 1.00146484375, 2049.0, 2051.0, 1e-300])
+    values = np.concatenate([special, -special, rng.normal(0, 1, 100_000), rng.normal(0, 1e-5, 100_000),
+                             rng.uniform(-70000, 70000, 100_000),
+                             np.ldexp(rng.uniform(1, 2, 100_000), rng.integers(-30, 17, 100_000))])
+    out = np.empty(values.size, np.uint16)
+    host.gi_half_from_double(values.ctypes.data, values.size, out.ctypes.data)
+    with np.errstate(over="ignore"):
+        expected = values.astype(np.float16).view(np.uint16)
+    assert np.array_equal(out, expected)
+    nan = np.array([np.nan])
+    host.gi_half_from_double(nan.ctypes.data, 1, out.ctypes.data)
+    assert np.isnan(out[:1].view(np.float16)[0])
 
 
 @pytest.mark.parametrize("arch", ["sm_80", "sm_90"])

@@ -1,5 +1,6 @@
-// The header's device functions compiled for the host, behind a C ABI for ctypes: used by the
-// tests to check the CUDA arithmetic against the NumPy reference on machines with no GPU.
+// The header's functions compiled for the host, behind a C ABI for ctypes: the tests run the very
+// code the CUDA kernels run (fill_group, Philox, half rounding) against the NumPy reference on
+// machines with no GPU.
 #include "philox.cuh"
 
 using namespace gpuinit;
@@ -11,28 +12,21 @@ void gi_raw_words(u64 k0, u64 k1, const u64* counter, u64 first, u64 count, u64*
     for (u64 j = 0; j < count; ++j) out[j] = stream_word(k0, k1, c, first + j);
 }
 
-// family: 1 uniform, 2 normal, 3 truncated normal. Elements [start, start + n) at word offset o.
-void gi_fill_f32(int family, u64 k0, u64 k1, u64 start, u64 o, u64 n, double a, double b, double lo,
-                 double hi, double pa, double pb, float* out) {
-    Words4 c = {{0, 0, 0, 0}};
-    float low = (float)a, span = (float)(b - a);
-    for (u64 e = 0; e < n; ++e) {
-        u64 i = start + e;
-        if (family == 1) out[e] = uniform_f32(k0, k1, c, o, i, low, span);
-        else if (family == 2) out[e] = (float)normal_f64(k0, k1, c, o, i, a, b);
-        else out[e] = (float)truncated_normal_f64(k0, k1, c, o, i, a, b, lo, hi, pa, pb);
+// Fill all `count` elements of an array of itemsize 2 (float16), 4 or 8, group by group.
+void gi_fill(int family, int itemsize, u64 k0, u64 k1, u64 word_offset, u64 count, double a, double b,
+             double lo, double hi, double pa, double pb, void* out) {
+    FillParams p = {k0, k1, word_offset, a, b, lo, hi, pa, pb};
+    int g = itemsize == 8 ? group_size<double>(family) : group_size<float>(family);
+    u64 groups = (count + g - 1) / g;
+    for (u64 k = 0; k < groups; ++k) {
+        if (itemsize == 2) fill_group(family, p, k, (unsigned short*)out, count);
+        else if (itemsize == 4) fill_group(family, p, k, (float*)out, count);
+        else fill_group(family, p, k, (double*)out, count);
     }
 }
 
-void gi_fill_f64(int family, u64 k0, u64 k1, u64 start, u64 o, u64 n, double a, double b, double lo,
-                 double hi, double pa, double pb, double* out) {
-    Words4 c = {{0, 0, 0, 0}};
-    for (u64 e = 0; e < n; ++e) {
-        u64 i = start + e;
-        if (family == 1) out[e] = uniform_f64(k0, k1, c, o, i, a, b - a);
-        else if (family == 2) out[e] = normal_f64(k0, k1, c, o, i, a, b);
-        else out[e] = truncated_normal_f64(k0, k1, c, o, i, a, b, lo, hi, pa, pb);
-    }
+void gi_half_from_double(const double* in, u64 n, unsigned short* out) {
+    for (u64 i = 0; i < n; ++i) out[i] = half_from_double(in[i]);
 }
 
 }

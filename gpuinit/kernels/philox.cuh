@@ -66,36 +66,62 @@ GI_HD u64 stream_word(u64 k0, u64 k1, const Words4& c, u64 j) {
     return out.v[j & 3];
 }
 
-// --- transforms: element i of a fill at word offset o ----------------------------------------
+// --- output conversion ----------------------------------------------------------------------
 
-GI_HD float uniform_f32(u64 k0, u64 k1, const Words4& c, u64 o, u64 i, float low, float span) {
-    u64 h = 2 * o + i;  // 32-bit word index: low half first
-    u64 w = stream_word(k0, k1, c, h >> 1);
-    u32 u = (h & 1) ? (u32)(w >> 32) : (u32)w;
-    float x = (float)(u >> 8) * 5.9604644775390625e-08f;  // 2^-24
-    x = x * span;
-    return x + low;
+GI_HD u64 double_bits(double d) {
+#if defined(__CUDA_ARCH__)
+    return (u64)__double_as_longlong(d);
+#else
+    u64 b;
+    __builtin_memcpy(&b, &d, sizeof b);
+    return b;
+#endif
 }
 
-GI_HD double uniform_f64(u64 k0, u64 k1, const Words4& c, u64 o, u64 i, double low, double span) {
-    double x = (double)(stream_word(k0, k1, c, o + i) >> 11) * 1.1102230246251565e-16;  // 2^-53
-    x = x * span;
-    return x + low;
+// IEEE binary16 bits of d, rounded once to nearest-even (float16 storage is unsigned short, so
+// no cuda_fp16.h is needed and the host build tests the same code). A float converts exactly to
+// double first, so this also rounds float32 values as NumPy's astype(float16) does.
+GI_HD unsigned short half_from_double(double d) {
+    u64 b = double_bits(d);
+    unsigned short sign = (unsigned short)((b >> 48) & 0x8000);
+    u64 mag = b & 0x7FFFFFFFFFFFFFFFULL;
+    if (mag >= 0x7FF0000000000000ULL)  // inf or nan
+        return sign | (mag > 0x7FF0000000000000ULL ? 0x7E00 : 0x7C00);
+    int e = (int)(mag >> 52) - 1023;
+    if (e > 15) return sign | 0x7C00;
+    u64 m = (mag & 0xFFFFFFFFFFFFFULL) | (1ULL << 52);  // 53 significant bits
+    int shift = e >= -14 ? 42 : 42 + (-14 - e);         // bits to drop
+    if (shift > 53) return sign;                        // below half the smallest subnormal
+    u64 kept = m >> shift;
+    u64 rest = m & ((1ULL << shift) - 1);
+    u64 halfway = 1ULL << (shift - 1);
+    if (rest > halfway || (rest == halfway && (kept & 1))) kept += 1;
+    // Normal: exponent field e + 15 above the 10 mantissa bits; a carry out of the mantissa
+    // bumps the exponent (possibly to infinity), which the addition does by itself.
+    u64 bits = e >= -14 ? (((u64)(e + 15) << 10) + (kept - (1ULL << 10))) : kept;
+    return sign | (unsigned short)(bits > 0x7C00 ? 0x7C00 : bits);
 }
 
-GI_HD double normal_f64(u64 k0, u64 k1, const Words4& c, u64 o, u64 i, double mean, double std) {
-    u64 m = i >> 1;
-    u64 a = stream_word(k0, k1, c, o + 2 * m);
-    u64 b = stream_word(k0, k1, c, o + 2 * m + 1);
-    double u1 = ((double)(a >> 11) + 1.0) * 1.1102230246251565e-16;
-    double t = (double)(b >> 11) * 1.1102230246251565e-16;
-    t = t * 6.283185307179586;
-    double r = log(u1);
-    r = r * -2.0;
-    r = sqrt(r);
-    double z = r * ((i & 1) ? sin(t) : cos(t));
-    z = z * std;
-    return z + mean;
+GI_HD void put32(float* p, float v) { *p = v; }
+GI_HD void put32(double* p, float v) { *p = (double)v; }
+GI_HD void put32(unsigned short* p, float v) { *p = half_from_double((double)v); }
+GI_HD void put64(float* p, double v) { *p = (float)v; }
+GI_HD void put64(double* p, double v) { *p = v; }
+GI_HD void put64(unsigned short* p, double v) { *p = half_from_double(v); }
+
+// --- fills: one Philox block at a time -------------------------------------------------------
+
+enum Family { UNIFORM = 1, NORMAL = 2, TRUNCATED_NORMAL = 3 };
+
+struct FillParams {
+    u64 k0, k1;       // the stream's key
+    u64 word_offset;  // where the fill starts in the stream; a multiple of 4
+    double a, b, lo, hi, pa, pb;  // the Fill's numbers; pa, pb: Phi(lo), Phi(hi)
+};
+
+// Elements that one Philox block (4 words) yields: 8 for 32-bit-or-smaller uniform, else 4.
+template <typename T> GI_HD int group_size(int family) {
+    return (family == UNIFORM && sizeof(T) <= 4) ? 8 : 4;
 }
 
 GI_HD double horner8(const double* k, double x) {
@@ -138,15 +164,60 @@ GI_HD double ndtri(double p) {
     return q < 0.0 ? -z : z;
 }
 
-GI_HD double truncated_normal_f64(u64 k0, u64 k1, const Words4& c, u64 o, u64 i, double mean, double std,
-                                  double lo, double hi, double pa, double pb) {
-    double u = ((double)(stream_word(k0, k1, c, o + i) >> 12) + 0.5) * 2.220446049250313e-16;  // 2^-52
-    u = u * (pb - pa);
-    u = u + pa;
-    double z = ndtri(u);
-    z = z < lo ? lo : (z > hi ? hi : z);
-    z = z * std;
-    return z + mean;
+// Fill elements [G k, min(G k + G, count)) of a parameter, G = group_size<T>(family), from the
+// single Philox block they share: element i depends only on (key, word offset, i).
+template <typename T>
+GI_HD void fill_group(int family, const FillParams& p, u64 k, T* out, u64 count) {
+    const Words4 zero = {{0, 0, 0, 0}};
+    const int g = group_size<T>(family);
+    const u64 first = (u64)g * k;
+    const int n = (int)(count - first < (u64)g ? count - first : (u64)g);
+    Words4 w = philox4x64_10(block_counter(zero, p.word_offset / 4 + k), p.k0, p.k1);
+    if (family == UNIFORM) {
+        if (sizeof(T) <= 4) {
+            const float low = (float)p.a, span = (float)(p.b - p.a);
+            for (int e = 0; e < n; ++e) {
+                u32 u = (e & 1) ? (u32)(w.v[e >> 1] >> 32) : (u32)w.v[e >> 1];
+                float x = (float)(u >> 8) * 5.9604644775390625e-08f;  // 2^-24
+                x = x * span;
+                put32(out + first + e, x + low);
+            }
+        } else {
+            const double span = p.b - p.a;
+            for (int e = 0; e < n; ++e) {
+                double x = (double)(w.v[e] >> 11) * 1.1102230246251565e-16;  // 2^-53
+                x = x * span;
+                put64(out + first + e, x + p.a);
+            }
+        }
+    } else if (family == NORMAL) {
+        for (int m = 0; 2 * m < n; ++m) {
+            double u1 = ((double)(w.v[2 * m] >> 11) + 1.0) * 1.1102230246251565e-16;
+            double t = (double)(w.v[2 * m + 1] >> 11) * 1.1102230246251565e-16;
+            t = t * 6.283185307179586;
+            double r = log(u1);
+            r = r * -2.0;
+            r = sqrt(r);
+            double z0 = r * cos(t);
+            z0 = z0 * p.b;
+            put64(out + first + 2 * m, z0 + p.a);
+            if (2 * m + 1 < n) {
+                double z1 = r * sin(t);
+                z1 = z1 * p.b;
+                put64(out + first + 2 * m + 1, z1 + p.a);
+            }
+        }
+    } else {
+        for (int e = 0; e < n; ++e) {
+            double u = ((double)(w.v[e] >> 12) + 0.5) * 2.220446049250313e-16;  // 2^-52
+            u = u * (p.pb - p.pa);
+            u = u + p.pa;
+            double z = ndtri(u);
+            z = z < p.lo ? p.lo : (z > p.hi ? p.hi : z);
+            z = z * p.b;
+            put64(out + first + e, z + p.a);
+        }
+    }
 }
 
 }  // namespace gpuinit

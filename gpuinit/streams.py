@@ -398,11 +398,15 @@ class Stream:
         """A new array of ``shape`` filled from this stream (on ``xp``'s device)."""
         dtype = np.dtype(dtype)
         n = int(np.prod(shape, dtype=np.int64))
-        host = np.empty(n, dtype)
-        fill_many([(host, fill, self.key, self.offset)])
+        out = xp.empty(shape, dtype)
+        if xp is np:
+            fill_many([(out, fill, self.key, self.offset)])
+        else:  # on the current CUDA device, with the kernels that reproduce this module
+            from .device import Device
+            from .kernels import fill_many as gpu_fill_many
+            gpu_fill_many(Device("cuda", out.device.id), [(out, fill, self.key, self.offset)])
         self.offset += -(-fill.words(dtype, n) // 4) * 4
-        host = host.reshape(shape)
-        return host if xp is np else xp.asarray(host)
+        return out
 
     def __enter__(self):
         stack = getattr(_local, "stack", None)

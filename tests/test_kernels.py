@@ -5,6 +5,8 @@ import ctypes
 import pathlib
 import shutil
 import subprocess
+import sys
+import zipfile
 
 import numpy as np
 import pytest
@@ -142,3 +144,66 @@ def test_kernels_compile_to_ptx(tmp_path, arch):
         subprocess.run([nvcc, "-ptx", f"-arch={arch}", "-std=c++17", "--fmad=false", "-o", str(out),
                         str(source)], check=True, capture_output=True)
         assert ".entry" in out.read_text()
+
+
+# --- the Python side of the kernels: table, source, packaging ---------------------------------
+
+from gpuinit import kernels  # noqa: E402
+from gpuinit.errors import GpuInitError  # noqa: E402
+
+
+def test_job_table_layout_matches_the_struct():
+    assert kernels.JOB_DTYPE.itemsize == 96  # 6 x u64 + 6 x f64, no padding, as in init_kernels.cu
+    a, b = np.empty((3, 5), np.float32), np.empty(17, np.float32)
+    fill = Fill.truncated_normal(0.1, 0.2, -1.0, 2.0)
+    table, groups = kernels.build_table([(a, fill, (1, 2), 0), (b, fill, (3, 4), 8)], np.float32,
+                                        "truncated_normal")
+    assert list(table["first_group"]) == [0, 4] and groups == 4 + 5
+    assert list(table["count"]) == [15, 17] and list(table["word_offset"]) == [0, 8]
+    assert table["out_ptr"][0] == a.ctypes.data and (table["k0"][1], table["k1"][1]) == (3, 4)
+    assert (table["pa"][0], table["pb"][0]) == fill.cdf_bounds()
+    assert kernels.build_table([(a, Fill.uniform(0, 1), (1, 2), 0)], np.float32, "uniform")[1] == 2
+
+
+def test_job_table_rejects_what_the_kernels_cannot_take():
+    fill = Fill.uniform(0, 1)
+    with pytest.raises(GpuInitError, match="C-contiguous"):
+        kernels.build_table([(np.empty((4, 4), np.float32)[:, ::2], fill, (1, 2), 0)], np.float32, "uniform")
+    with pytest.raises(GpuInitError, match="multiples of 4"):
+        kernels.build_table([(np.empty(4, np.float32), fill, (1, 2), 2)], np.float32, "uniform")
+    with pytest.raises(GpuInitError, match="float16, float32 and float64"):
+        kernels.build_table([(np.empty(4, np.int32), fill, (1, 2), 0)], np.int32, "uniform")
+
+
+def test_source_compiles_through_nvrtc_as_the_loader_compiles_it():
+    """The exact text, options and name expressions CuPy's RawModule gets, through NVRTC."""
+    try:
+        from cupy_backends.cuda.libs import nvrtc
+        nvrtc.getVersion()
+    except Exception as exc:  # no CuPy, or no libnvrtc on this machine
+        pytest.skip(f"NVRTC is not available: {exc}")
+    for arch in ("compute_80", "compute_90"):
+        prog = nvrtc.createProgram(kernels.source(), "init_kernels.cu", [], [])
+        for name in kernels.NAME_EXPRESSIONS:
+            nvrtc.addNameExpression(prog, name)
+        try:
+            nvrtc.compileProgram(prog, list(kernels.OPTIONS) + [f"--gpu-architecture={arch}"])
+        except Exception:
+            pytest.fail(nvrtc.getProgramLog(prog))
+        ptx = nvrtc.getPTX(prog)
+        ptx = ptx.decode() if isinstance(ptx, bytes) else ptx
+        for name in kernels.NAME_EXPRESSIONS:
+            assert nvrtc.getLoweredName(prog, name) in ptx
+
+
+def test_a_wheel_carries_the_kernel_sources(tmp_path):
+    pytest.importorskip("setuptools")
+    root = KERNELS.parents[1]
+    out = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                          "-q", "-w", str(tmp_path), str(root)], capture_output=True, text=True)
+    if out.returncode != 0:
+        pytest.skip(f"cannot build a wheel here: {out.stderr[-300:]}")
+    (wheel,) = tmp_path.glob("gpuinit-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    for source in ("philox.cuh", "init_kernels.cu", "host.cpp"):
+        assert f"gpuinit/kernels/{source}" in names

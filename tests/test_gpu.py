@@ -1,0 +1,114 @@
+"""The CUDA backend against the NumPy reference: run where a GPU is usable, skipped elsewhere.
+
+Uniform-family and constant fills must be bit-identical to the CPU's; normal-family fills within
+one unit in the last place of float32/float16 (and, measured, almost never different).
+"""
+
+import gc
+
+import numpy as np
+import pytest
+
+import gpuinit
+from gpuinit import init, models, nd, nn, store, streams
+from gpuinit.backend import to_numpy
+from gpuinit.streams import Fill
+
+pytestmark = pytest.mark.gpu
+
+BUILTINS = [init.Zero(), init.One(), init.Constant(0.5), init.Uniform(), init.Normal(), init.TruncatedNormal(),
+            init.Xavier(), init.Xavier("gaussian"), init.MSRAPrelu(), init.Orthogonal(), init.XavierUniform(),
+            init.XavierNormal(), init.KaimingUniform(), init.KaimingNormal(), init.VarianceScaling()]
+
+
+def ulps(a, b):
+    itype = {2: np.int16, 4: np.int32, 8: np.int64}[a.dtype.itemsize]
+    ia, ib = a.view(itype).astype(np.int64), b.view(itype).astype(np.int64)
+    top = np.int64(1) << (8 * a.dtype.itemsize - 1)
+    return np.abs(np.where(ia < 0, -(ia & (top - 1)), ia) - np.where(ib < 0, -(ib & (top - 1)), ib))
+
+
+def both(initializer, dtype, gpu_device, shape=(257, 129)):
+    out = {}
+    for device in ("cpu", gpu_device):
+        net = nn.Dense(shape[0], in_units=shape[1], dtype=dtype)
+        net.initialize(init=initializer, device=device, seed=11)
+        out[device] = to_numpy(net.weight.data())
+    return out["cpu"], out[gpu_device]
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+@pytest.mark.parametrize("initializer", BUILTINS, ids=repr)
+def test_every_initializer_matches_the_cpu(gpu_device, initializer, dtype):
+    cpu, gpu = both(initializer, dtype, gpu_device)
+    fill = initializer.plan_fill(init.InitDesc("w", role="weight", shape=cpu.shape, dtype=dtype))
+    family = fill.family if isinstance(fill, Fill) else "python hook"
+    if family in ("constant", "uniform", "python hook"):
+        assert np.array_equal(cpu, gpu)
+    elif dtype != "float64":
+        assert ulps(cpu, gpu).max() <= 1
+    else:
+        assert np.allclose(cpu, gpu, rtol=1e-14, atol=1e-300)
+
+
+@pytest.mark.parametrize("fill", [Fill.uniform(-1, 3), Fill.normal(0.2, 1.5), Fill.truncated_normal(0, 1, -2, 2)])
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+def test_mismatch_rate_on_a_large_fill(gpu_device, fill, dtype):
+    """Prints the measured mismatch rate (recorded in BENCHMARKS.md)."""
+    cupy = gpuinit.backend.cupy_module()
+    n = 1 << 22
+    key = streams.derive_key(1, "rate")
+    gpu = cupy.empty(n, dtype)
+    gpuinit.kernels.fill_many(gpuinit.gpu(), [(gpu, fill, key, 0)])
+    cpu = np.empty(n, dtype)
+    streams.fill_many([(cpu, fill, key, 0)])
+    dist = ulps(cpu, gpu.get())
+    print(f"\n{fill.family} {np.dtype(dtype).name}: {(dist > 0).sum()} of {n} differ, max {dist.max()} ulp")
+    assert dist.max() <= (0 if fill.family == "uniform" else 1)
+
+
+def test_custom_initializer_draws_on_the_gpu_match_the_cpu(gpu_device):
+    class RandomInit(init.Initializer):
+        def _init_weight(self, name, arr):
+            arr[:] = nd.random.normal(0, 1, shape=arr.shape, device=gpuinit.device.Device("cuda", 0)
+                                      if gpuinit.backend.is_cupy_array(arr) else "cpu")
+
+    cpu, gpu = both(RandomInit(), "float32", gpu_device, (33, 7))
+    assert ulps(cpu, gpu).max() <= 1
+
+
+def test_deferred_network_on_the_gpu(gpu_device):
+    net = models.mlp()
+    net.initialize(device=gpu_device, seed=3)
+    x = nd.random.uniform(shape=(2, 20), device=gpu_device)
+    p = gpuinit.plan(net, x)
+    y = net(x)
+    assert gpuinit.backend.is_cupy_array(y) and y.shape == (2, 10)
+    assert store.last_materialization["bytes"] == p.total_bytes
+    ref = models.mlp()
+    ref.initialize(device="cpu", seed=3)
+    ref(np.zeros((2, 20), np.float32))
+    assert np.array_equal(to_numpy(net[0].weight.data()), ref[0].weight.data())
+
+
+def test_failure_on_the_gpu_releases_the_arena(gpu_device):
+    class Boom(init.Initializer):
+        def _init_weight(self, name, arr):
+            raise RuntimeError("boom")
+
+    cupy = gpuinit.backend.cupy_module()
+    net = nn.Dense(4096, in_units=4096)
+    gc.collect()
+    pool = cupy.get_default_memory_pool()
+    before = pool.total_bytes()
+    with pytest.raises(gpuinit.InitializerError, match="boom"):
+        net.initialize(init=Boom(), device=gpu_device)
+    assert pool.total_bytes() <= before and not net.weight.initialized
+
+
+def test_too_large_for_the_gpu_fails_before_allocating(gpu_device):
+    net = models.get("llama2-70b")
+    net.initialize(device=gpu_device)
+    with pytest.raises(gpuinit.OutOfMemoryError, match="free"):
+        net(nd.array(np.zeros((1, 4)), device=gpu_device, dtype="int64"))
+    assert not any(p.initialized for p in net.collect_params().values())

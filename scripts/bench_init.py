@@ -1,5 +1,11 @@
 #!/usr/bin/env python3
-"""Benchmark: materialize the GPT-2-small parameter set (124,439,808 float32) on the CPU.
+"""Benchmarks: materializing parameters with gpuinit against PyTorch (and CuPy), same run.
+
+``--device cpu`` (default): the GPT-2-small parameter set (124,439,808 float32) on the CPU.
+``--device cuda``: fill throughput, many small tensors, and whole models on the GPU (see
+``gpu_main``).
+
+CPU contenders:
 
 Runs each contender in its own process (so peak RSS is its own) and prints seconds, the ratio
 to PyTorch eager, and peak RSS against the parameters' bytes:
@@ -118,8 +124,7 @@ def run_child(kind: str, variant: str) -> dict | None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--device", default="cpu", choices=["cpu"],
-                        help="the CUDA benchmarks come with the CUDA backend")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -127,6 +132,14 @@ def main() -> int:
         result = child_gpuinit(variant) if kind == "gpuinit" else child_torch(variant)
         print(json.dumps(result))
         return 0
+    if args.device == "cuda":
+        sys.path.insert(0, str(ROOT))
+        from gpuinit.errors import DeviceError
+        try:
+            return gpu_main(max(args.repeat, 5))
+        except DeviceError as exc:
+            print(f"bench_init: {exc}", file=sys.stderr)
+            return 2
     param_bytes = N_PARAMS * 4
     print(f"GPT-2 small parameter set: {N_PARAMS:,} float32 = {param_bytes / 2**20:.1f} MiB; "
           f"{os.cpu_count()} CPUs; median of {args.repeat} fresh processes")
@@ -148,6 +161,145 @@ def main() -> int:
         ratio = f"{r['seconds'] / eager:.2f}x" if eager else "-"
         print(f"{label:<34} {r['seconds']:8.3f} {ratio:>9} {r['peak_rss'] / 2**20:13.1f} "
               f"{r['peak_rss'] / param_bytes:13.3f} {r['growth'] / param_bytes:16.3f} {r['threads']:>7}")
+    return 0
+
+
+# --- GPU ---------------------------------------------------------------------------------------
+
+
+def _timed(cupy, fn, repeats):
+    """Median milliseconds of ``fn()`` by CUDA events, after two warm-up calls."""
+    for _ in range(2):
+        fn()
+    cupy.cuda.Device().synchronize()
+    times = []
+    for _ in range(repeats):
+        start, stop = cupy.cuda.Event(), cupy.cuda.Event()
+        start.record()
+        fn()
+        stop.record()
+        stop.synchronize()
+        times.append(cupy.cuda.get_elapsed_time(start, stop))
+    return statistics.median(times)
+
+
+def _free(cupy, torch=None):
+    import gc
+    gc.collect()
+    cupy.get_default_memory_pool().free_all_blocks()
+    if torch is not None:
+        torch.cuda.empty_cache()
+
+
+def _torch_llama7b(torch):
+    nn = torch.nn
+
+    class Block(nn.Module):
+        def __init__(self, c=4096, hidden=11008):
+            super().__init__()
+            self.attention_norm, self.ffn_norm = nn.RMSNorm(c), nn.RMSNorm(c)
+            self.wq, self.wk, self.wv, self.wo = (nn.Linear(c, c, bias=False) for _ in range(4))
+            self.w1, self.w3 = nn.Linear(c, hidden, bias=False), nn.Linear(c, hidden, bias=False)
+            self.w2 = nn.Linear(hidden, c, bias=False)
+
+    class Llama(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.tok_embeddings = nn.Embedding(32000, 4096)
+            self.layers = nn.ModuleList(Block() for _ in range(32))
+            self.norm = nn.RMSNorm(4096)
+            self.output = nn.Linear(4096, 32000, bias=False)
+
+    return Llama
+
+
+def gpu_main(repeats: int) -> int:
+    sys.path.insert(0, str(ROOT))
+    import numpy as np
+
+    import gpuinit
+    from gpuinit import init, kernels, models, planning, streams
+    from gpuinit.parameter import Parameter, ParameterDict
+    from gpuinit.streams import Fill
+
+    cupy = gpuinit.backend.cupy_module()
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    device = gpuinit.gpu()
+    print(f"device: {device.name()}; CuPy {cupy.__version__}; torch {torch.__version__ if torch else 'absent'}; "
+          f"median of {repeats} runs timed with CUDA events after warm-up")
+
+    print("\n1. fill throughput, 1 GiB (GB/s of bytes written; copy: bytes read + written)")
+    for dtype in (np.float32, np.float16):
+        n = (1 << 30) // np.dtype(dtype).itemsize
+        a = cupy.empty(n, dtype)
+        b = cupy.empty_like(a)
+        copy = 2 * a.nbytes / _timed(cupy, lambda: cupy.copyto(b, a), repeats) / 1e6
+        del b
+        rows = {}
+        key = streams.derive_key(0, "bench")
+        for family, fill in (("uniform", Fill.uniform(-1, 1)), ("normal", Fill.normal(0, 1))):
+            rows[f"gpuinit {family}"] = _timed(cupy, lambda: kernels.fill_many(device, [(a, fill, key, 0)]), repeats)
+        if torch is not None:
+            t = torch.empty(n, dtype=getattr(torch, np.dtype(dtype).name), device="cuda")
+            rows["torch uniform_"] = _timed(cupy, lambda: t.uniform_(-1, 1), repeats)
+            rows["torch normal_"] = _timed(cupy, lambda: t.normal_(0, 1), repeats)
+            del t
+        rows["cupy.random uniform"] = _timed(cupy, lambda: cupy.random.random(n, dtype=dtype), repeats)
+        rows["cupy.random normal"] = _timed(cupy, lambda: cupy.random.standard_normal(n, dtype=dtype), repeats)
+        print(f"  {np.dtype(dtype).name}: device-to-device copy {copy:.0f} GB/s")
+        for label, ms in rows.items():
+            gbs = a.nbytes / ms / 1e6
+            print(f"    {label:<22} {ms:8.3f} ms {gbs:8.0f} GB/s  {gbs / copy:6.1%} of copy")
+        del a
+        _free(cupy, torch)
+
+    print("\n2. 10,000 parameters of 1K to 256K elements (float32, U(-0.07, 0.07)), allocation included")
+    rng = np.random.default_rng(0)
+    sizes = np.exp(rng.uniform(np.log(1024), np.log(256 * 1024), 10_000)).astype(np.int64)
+    params = ParameterDict({f"p{i}": Parameter(f"p{i}", shape=(int(s),), role="weight") for i, s in enumerate(sizes)})
+
+    def ours():
+        params.initialize(init.Uniform(0.07), device=device, force_reinit=True, seed=0)
+
+    ms_ours = _timed(cupy, ours, repeats)
+    print(f"  {int(sizes.sum()):,} elements; gpuinit fused: {ms_ours:.2f} ms")
+    if torch is not None:
+        def theirs():
+            return [torch.empty(int(s), device="cuda").uniform_(-0.07, 0.07) for s in sizes]
+        ms_torch = _timed(cupy, theirs, repeats)
+        print(f"  torch per tensor: {ms_torch:.2f} ms; gpuinit is {ms_torch / ms_ours:.1f}x faster")
+    del params
+    _free(cupy, torch)
+
+    print("\n3. whole models on the GPU: gpuinit materialize vs torch meta -> to_empty(cuda) -> reset_parameters")
+    for name, builder in (("gpt2-small", lambda: _torch_gpt2(torch)), ("llama2-7b", lambda: _torch_llama7b(torch))):
+        for dtype in ("float32", "float16"):
+            net = models.get(name, dtype=dtype)
+            planning.plan(net, (1, 8), input_dtype="int64", device=device)
+            ms_ours = _timed(cupy, lambda: net.initialize(device=device, force_reinit=True, seed=0), repeats)
+            gb = net.collect_params().nbytes / 1e9
+            line = f"  {name} {dtype}: {gb:.2f} GB, gpuinit {ms_ours:.1f} ms ({gb / ms_ours * 1e3:.0f} GB/s)"
+            del net
+            _free(cupy, torch)
+            if torch is not None:
+                with torch.device("meta"):
+                    model = builder()().to(getattr(torch, dtype))
+
+                def theirs():
+                    m = model.to_empty(device="cuda")
+                    for mod in m.modules():
+                        if hasattr(mod, "reset_parameters"):
+                            mod.reset_parameters()
+                    return m
+
+                ms_torch = _timed(cupy, theirs, max(3, repeats // 2))
+                line += f", torch {ms_torch:.1f} ms: gpuinit {ms_torch / ms_ours:.1f}x faster"
+                del model
+                _free(cupy, torch)
+            print(line)
     return 0
 
 

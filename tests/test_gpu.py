@@ -112,3 +112,15 @@ def test_too_large_for_the_gpu_fails_before_allocating(gpu_device):
     with pytest.raises(gpuinit.OutOfMemoryError, match="free"):
         net(nd.array(np.zeros((1, 4)), device=gpu_device, dtype="int64"))
     assert not any(p.initialized for p in net.collect_params().values())
+
+
+@pytest.mark.parametrize("fill", [Fill.uniform(-1, 3), Fill.normal(0.2, 1.5), Fill.truncated_normal(0, 1, -2, 2)])
+def test_shards_generated_alone_equal_the_cpu_slices(gpu_device, fill):
+    cupy = gpuinit.backend.cupy_module()
+    key = streams.derive_key(5, "shard")
+    for start, n in ((0, 1), (3, 1000), (12_345, 7), (1 << 20, 4099)):
+        gpu = cupy.empty(n, np.float32)
+        gpuinit.kernels.fill_many(gpuinit.gpu(), [(gpu, fill, key, 0, start)])
+        cpu = np.empty(n, np.float32)
+        streams.generate(cpu, fill, key, start)
+        assert ulps(cpu, gpu.get()).max() <= (0 if fill.family == "uniform" else 1)

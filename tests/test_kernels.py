@@ -30,23 +30,23 @@ def host(tmp_path_factory):
                     str(KERNELS / "host.cpp")], check=True)
     so = ctypes.CDLL(str(lib))
     so.gi_raw_words.argtypes = [u64, u64, ctypes.POINTER(u64), u64, u64, ctypes.c_void_p]
-    so.gi_fill.argtypes = [ctypes.c_int, ctypes.c_int, u64, u64, u64, u64] + [ctypes.c_double] * 6 + [ctypes.c_void_p]
+    so.gi_fill.argtypes = [ctypes.c_int, ctypes.c_int, u64, u64, u64, u64, u64] + [ctypes.c_double] * 6 + [ctypes.c_void_p]
     so.gi_half_from_double.argtypes = [ctypes.c_void_p, u64, ctypes.c_void_p]
     return so
 
 
-def host_fill(so, fill, key, n, dtype, offset=0):
-    """All n elements, computed group by group by the kernels' own fill_group."""
+def host_fill(so, fill, key, n, dtype, offset=0, start=0):
+    """Elements [start, start + n), computed group by group by the kernels' own fill_group."""
     out = np.empty(n, dtype)
     pa, pb = fill.cdf_bounds() if fill.family == "truncated_normal" else (0.0, 0.0)
-    so.gi_fill(FAMILY[fill.family], out.dtype.itemsize, key[0], key[1], offset, n, fill.a, fill.b,
+    so.gi_fill(FAMILY[fill.family], out.dtype.itemsize, key[0], key[1], offset, start, n, fill.a, fill.b,
                fill.lo, fill.hi, pa, pb, out.ctypes.data)
     return out
 
 
-def reference(fill, key, n, dtype, offset=0):
+def reference(fill, key, n, dtype, offset=0, start=0):
     out = np.empty(n, dtype)
-    streams.generate(out, fill, key, 0, offset)
+    streams.generate(out, fill, key, start, offset)
     return out
 
 
@@ -64,12 +64,23 @@ def test_philox_words_equal_numpy(host, key, low, high, first, count):
         assert np.array_equal(out, streams.raw_words(key, first, count, counter))
 
 
-@settings(max_examples=60)
+@settings(max_examples=80)
 @given(key=keys, dtype=st.sampled_from([np.float16, np.float32, np.float64]), n=st.integers(1, 300),
-       offset=st.sampled_from([0, 4, 1000]), low=st.floats(-3, 3), width=st.floats(1e-3, 10))
-def test_uniform_is_bit_identical(host, key, dtype, n, offset, low, width):
+       start=st.integers(0, 10**6), offset=st.sampled_from([0, 4, 1000]), low=st.floats(-3, 3),
+       width=st.floats(1e-3, 10))
+def test_uniform_is_bit_identical_for_any_element_range(host, key, dtype, n, start, offset, low, width):
     fill = Fill.uniform(low, low + width)
-    assert np.array_equal(host_fill(host, fill, key, n, dtype, offset), reference(fill, key, n, dtype, offset))
+    assert np.array_equal(host_fill(host, fill, key, n, dtype, offset, start),
+                          reference(fill, key, n, dtype, offset, start))
+
+
+@settings(max_examples=40)
+@given(key=keys, fill=st.sampled_from([Fill.normal(0.3, 1.2), Fill.truncated_normal(0, 1, -1, 2)]),
+       n=st.integers(1, 100), start=st.integers(0, 10**6))
+def test_normal_ranges_equal_slices_of_the_whole(host, key, fill, n, start):
+    """Shards computed by the kernels' code agree with the same elements of one whole fill."""
+    whole = host_fill(host, fill, key, n + 7, np.float64, 0, start)
+    assert np.array_equal(host_fill(host, fill, key, n, np.float64, 0, start + 3), whole[3:3 + n])
 
 
 @settings(max_examples=30)
@@ -80,7 +91,7 @@ def test_every_length_and_tail_group(host, key, dtype, n, value):
     fill = Fill.normal(value, 2.0)
     out = np.full(n + 9, 7.0, dtype)
     pa = pb = 0.0
-    host.gi_fill(2, out.dtype.itemsize, key[0], key[1], 0, n, fill.a, fill.b, fill.lo, fill.hi, pa, pb,
+    host.gi_fill(2, out.dtype.itemsize, key[0], key[1], 0, 0, n, fill.a, fill.b, fill.lo, fill.hi, pa, pb,
                  out.ctypes.data)
     assert np.all(out[n:] == 7.0)
     assert np.array_equal(np.isfinite(out[:n]), np.ones(n, bool))
@@ -153,12 +164,13 @@ from gpuinit.errors import GpuInitError  # noqa: E402
 
 
 def test_job_table_layout_matches_the_struct():
-    assert kernels.JOB_DTYPE.itemsize == 96  # 6 x u64 + 6 x f64, no padding, as in init_kernels.cu
+    assert kernels.JOB_DTYPE.itemsize == 104  # 7 x u64 + 6 x f64, no padding, as in init_kernels.cu
     a, b = np.empty((3, 5), np.float32), np.empty(17, np.float32)
     fill = Fill.truncated_normal(0.1, 0.2, -1.0, 2.0)
-    table, groups = kernels.build_table([(a, fill, (1, 2), 0), (b, fill, (3, 4), 8)], np.float32,
+    table, groups = kernels.build_table([(a, fill, (1, 2), 0), (b, fill, (3, 4), 8, 6)], np.float32,
                                         "truncated_normal")
-    assert list(table["first_group"]) == [0, 4] and groups == 4 + 5
+    # a: 15 elements = groups 0..3; b: elements 6..22 = groups 1..5
+    assert list(table["first_group"]) == [0, 4] and groups == 4 + 5 and list(table["begin"]) == [0, 6]
     assert list(table["count"]) == [15, 17] and list(table["word_offset"]) == [0, 8]
     assert table["out_ptr"][0] == a.ctypes.data and (table["k0"][1], table["k1"][1]) == (3, 4)
     assert (table["pa"][0], table["pb"][0]) == fill.cdf_bounds()
@@ -187,7 +199,8 @@ def test_source_compiles_through_nvrtc_as_the_loader_compiles_it():
         for name in kernels.NAME_EXPRESSIONS:
             nvrtc.addNameExpression(prog, name)
         try:
-            nvrtc.compileProgram(prog, list(kernels.OPTIONS) + [f"--gpu-architecture={arch}"])
+            # CuPy's RawModule appends -ftz=true and the device's architecture to our options.
+            nvrtc.compileProgram(prog, list(kernels.OPTIONS) + ["-ftz=true", f"-arch={arch}"])
         except Exception:
             pytest.fail(nvrtc.getProgramLog(prog))
         ptx = nvrtc.getPTX(prog)

@@ -32,8 +32,8 @@ CTYPES = {np.dtype(np.float16): "unsigned short", np.dtype(np.float32): "float",
           np.dtype(np.float64): "double"}
 THREADS_PER_BLOCK = 256
 
-# struct FillJob in init_kernels.cu: three u64, then FillParams (three u64, six f64): 96 bytes.
-JOB_DTYPE = np.dtype([("out_ptr", "<u8"), ("first_group", "<u8"), ("count", "<u8"),
+# struct FillJob in init_kernels.cu: four u64, then FillParams (three u64, six f64): 104 bytes.
+JOB_DTYPE = np.dtype([("out_ptr", "<u8"), ("first_group", "<u8"), ("begin", "<u8"), ("count", "<u8"),
                       ("k0", "<u8"), ("k1", "<u8"), ("word_offset", "<u8"),
                       ("a", "<f8"), ("b", "<f8"), ("lo", "<f8"), ("hi", "<f8"),
                       ("pa", "<f8"), ("pb", "<f8")])
@@ -68,7 +68,8 @@ def build_table(jobs, dtype, family: str) -> tuple[np.ndarray, int]:
     """The job table of one launch, and its number of thread groups.
 
     Args:
-        jobs: ``(out, fill, key, word_offset)``; every ``out`` C-contiguous, of ``dtype``, non-empty.
+        jobs: ``(out, fill, key, word_offset)`` or ``(out, fill, key, word_offset, start)``: ``out``
+            (C-contiguous, of ``dtype``, non-empty) receives elements ``[start, start + out.size)``.
 
     Raises:
         GpuInitError: a job's array has another dtype, is not contiguous, or its word offset is not
@@ -80,17 +81,18 @@ def build_table(jobs, dtype, family: str) -> tuple[np.ndarray, int]:
     table = np.zeros(len(jobs), JOB_DTYPE)
     first = 0
     g = group_size(dtype, family)
-    for row, (out, fill, key, offset) in zip(table, jobs):
+    for row, (out, fill, key, offset, *rest) in zip(table, jobs):
+        start = int(rest[0]) if rest else 0
         if out.dtype != dtype or not out.flags.c_contiguous:
             raise GpuInitError(f"GPU fill needs C-contiguous {dtype} arrays, got {out.dtype} with "
                                f"shape {out.shape} (contiguous: {out.flags.c_contiguous})")
         if offset % 4:
             raise GpuInitError(f"GPU fill word offsets must be multiples of 4, got {offset}")
         pa, pb = fill.cdf_bounds() if family == "truncated_normal" else (0.0, 0.0)
-        row["out_ptr"], row["first_group"], row["count"] = _pointer(out), first, out.size
+        row["out_ptr"], row["first_group"], row["begin"], row["count"] = _pointer(out), first, start, out.size
         row["k0"], row["k1"], row["word_offset"] = key[0], key[1], offset
         row["a"], row["b"], row["lo"], row["hi"], row["pa"], row["pb"] = fill.a, fill.b, fill.lo, fill.hi, pa, pb
-        first += -(-out.size // g)
+        first += (start + out.size - 1) // g - start // g + 1
     return table, first
 
 
@@ -116,20 +118,23 @@ def fill_many(device, jobs) -> None:
 
     Args:
         device: the CUDA :class:`~gpuinit.device.Device` the arrays live on.
-        jobs: iterable of ``(out, fill, key, word_offset)`` as for :func:`gpuinit.streams.fill_many`.
+        jobs: iterable of ``(out, fill, key, word_offset)`` as for :func:`gpuinit.streams.fill_many`,
+            optionally with a fifth item ``start``: ``out`` then receives elements
+            ``[start, start + out.size)`` of the fill (a shard of a larger parameter).
 
     Launches are asynchronous on the current stream; the store synchronizes once at the end.
     """
     from ..backend import cupy_module
     groups: dict = {}
     with device.activate():
-        for out, fill, key, offset in jobs:
+        for job in jobs:
+            out, fill = job[0], job[1]
             if out.size == 0:
                 continue
             if fill.family == "constant":
                 out.fill(fill.a)
                 continue
-            groups.setdefault((np.dtype(out.dtype), fill.family), []).append((out, fill, key, offset))
+            groups.setdefault((np.dtype(out.dtype), fill.family), []).append(job)
         if not groups:
             return
         cupy = cupy_module()

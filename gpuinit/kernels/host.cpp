@@ -12,16 +12,18 @@ void gi_raw_words(u64 k0, u64 k1, const u64* counter, u64 first, u64 count, u64*
     for (u64 j = 0; j < count; ++j) out[j] = stream_word(k0, k1, c, first + j);
 }
 
-// Fill all `count` elements of an array of itemsize 2 (float16), 4 or 8, group by group.
-void gi_fill(int family, int itemsize, u64 k0, u64 k1, u64 word_offset, u64 count, double a, double b,
-             double lo, double hi, double pa, double pb, void* out) {
+// Elements [start, start + count) of a fill into an array of itemsize 2 (float16 bits), 4 or 8,
+// group by group, as the kernels do.
+void gi_fill(int family, int itemsize, u64 k0, u64 k1, u64 word_offset, u64 start, u64 count, double a,
+             double b, double lo, double hi, double pa, double pb, void* out) {
+    if (count == 0) return;
     FillParams p = {k0, k1, word_offset, a, b, lo, hi, pa, pb};
-    int g = itemsize == 8 ? group_size<double>(family) : group_size<float>(family);
-    u64 groups = (count + g - 1) / g;
-    for (u64 k = 0; k < groups; ++k) {
-        if (itemsize == 2) fill_group(family, p, k, (unsigned short*)out, count);
-        else if (itemsize == 4) fill_group(family, p, k, (float*)out, count);
-        else fill_group(family, p, k, (double*)out, count);
+    u64 g = itemsize == 8 ? group_size<double>(family) : group_size<float>(family);
+    u64 end = start + count;
+    for (u64 k = start / g; k <= (end - 1) / g; ++k) {
+        if (itemsize == 2) fill_group(family, p, k, (unsigned short*)out, start, end);
+        else if (itemsize == 4) fill_group(family, p, k, (float*)out, start, end);
+        else fill_group(family, p, k, (double*)out, start, end);
     }
 }
 

@@ -10,8 +10,9 @@
 namespace gpuinit {
 
 struct FillJob {
-    u64 out_ptr;      // device address of the parameter's first element
-    u64 first_group;  // index of the job's first group in the launch (prefix sum of groups)
+    u64 out_ptr;      // device address where element `begin` goes
+    u64 first_group;  // index of the job's first thread group in the launch (prefix sum)
+    u64 begin;        // first element of the parameter's stream to produce
     u64 count;        // elements
     FillParams p;
 };
@@ -31,7 +32,8 @@ __global__ void init_fill(const FillJob* jobs, int njobs, u64 total_groups) {
     for (u64 g = (u64)blockIdx.x * blockDim.x + threadIdx.x; g < total_groups;
          g += (u64)gridDim.x * blockDim.x) {
         const FillJob& job = jobs[find_job(jobs, njobs, g)];
-        fill_group<T>(FAMILY, job.p, g - job.first_group, reinterpret_cast<T*>(job.out_ptr), job.count);
+        const u64 k = job.begin / group_size<T>(FAMILY) + (g - job.first_group);
+        fill_group<T>(FAMILY, job.p, k, reinterpret_cast<T*>(job.out_ptr), job.begin, job.begin + job.count);
     }
 }
 

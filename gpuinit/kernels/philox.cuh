@@ -164,58 +164,64 @@ GI_HD double ndtri(double p) {
     return q < 0.0 ? -z : z;
 }
 
-// Fill elements [G k, min(G k + G, count)) of a parameter, G = group_size<T>(family), from the
-// single Philox block they share: element i depends only on (key, word offset, i).
+// Fill the elements of group k (absolute elements [G k, G k + G), G = group_size<T>(family)) that
+// fall in [begin, end), writing element i to out[i - begin]. They share one Philox block, and
+// element i depends only on (key, word offset, i): a range of a parameter generated alone equals
+// that slice of the whole.
 template <typename T>
-GI_HD void fill_group(int family, const FillParams& p, u64 k, T* out, u64 count) {
+GI_HD void fill_group(int family, const FillParams& p, u64 k, T* out_at_begin, u64 begin, u64 end) {
     const Words4 zero = {{0, 0, 0, 0}};
     const int g = group_size<T>(family);
-    const u64 first = (u64)g * k;
-    const int n = (int)(count - first < (u64)g ? count - first : (u64)g);
+    const u64 base = (u64)g * k;
+    const int e0 = (int)(begin > base ? begin - base : 0);
+    const int n = (int)(end - base < (u64)g ? end - base : (u64)g);
+    T* out = out_at_begin + base - begin;  // out[e] is absolute element base + e (e0 <= e < n)
     Words4 w = philox4x64_10(block_counter(zero, p.word_offset / 4 + k), p.k0, p.k1);
     if (family == UNIFORM) {
         if (sizeof(T) <= 4) {
             const float low = (float)p.a, span = (float)(p.b - p.a);
-            for (int e = 0; e < n; ++e) {
+            for (int e = e0; e < n; ++e) {
                 u32 u = (e & 1) ? (u32)(w.v[e >> 1] >> 32) : (u32)w.v[e >> 1];
                 float x = (float)(u >> 8) * 5.9604644775390625e-08f;  // 2^-24
                 x = x * span;
-                put32(out + first + e, x + low);
+                put32(out + e, x + low);
             }
         } else {
             const double span = p.b - p.a;
-            for (int e = 0; e < n; ++e) {
+            for (int e = e0; e < n; ++e) {
                 double x = (double)(w.v[e] >> 11) * 1.1102230246251565e-16;  // 2^-53
                 x = x * span;
-                put64(out + first + e, x + p.a);
+                put64(out + e, x + p.a);
             }
         }
     } else if (family == NORMAL) {
-        for (int m = 0; 2 * m < n; ++m) {
+        for (int m = e0 / 2; 2 * m < n; ++m) {
             double u1 = ((double)(w.v[2 * m] >> 11) + 1.0) * 1.1102230246251565e-16;
             double t = (double)(w.v[2 * m + 1] >> 11) * 1.1102230246251565e-16;
             t = t * 6.283185307179586;
             double r = log(u1);
             r = r * -2.0;
             r = sqrt(r);
-            double z0 = r * cos(t);
-            z0 = z0 * p.b;
-            put64(out + first + 2 * m, z0 + p.a);
+            if (2 * m >= e0) {
+                double z0 = r * cos(t);
+                z0 = z0 * p.b;
+                put64(out + 2 * m, z0 + p.a);
+            }
             if (2 * m + 1 < n) {
                 double z1 = r * sin(t);
                 z1 = z1 * p.b;
-                put64(out + first + 2 * m + 1, z1 + p.a);
+                put64(out + 2 * m + 1, z1 + p.a);
             }
         }
     } else {
-        for (int e = 0; e < n; ++e) {
+        for (int e = e0; e < n; ++e) {
             double u = ((double)(w.v[e] >> 12) + 0.5) * 2.220446049250313e-16;  // 2^-52
             u = u * (p.pb - p.pa);
             u = u + p.pa;
             double z = ndtri(u);
             z = z < p.lo ? p.lo : (z > p.hi ? p.hi : z);
             z = z * p.b;
-            put64(out + first + e, z + p.a);
+            put64(out + e, z + p.a);
         }
     }
 }

@@ -68,9 +68,10 @@ from .errors import GpuInitError, InitializerError
 FAMILIES = ("constant", "uniform", "normal", "truncated_normal")
 FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 
-# Elements per chunk when filling on the CPU: with float32 this keeps each worker's temporaries
-# around 6 MiB, so a fill's memory beyond its output stays under ~6 MiB x workers (64 MiB bound).
-CHUNK_ELEMENTS = 1 << 19
+# Elements per chunk when filling on the CPU: each worker's temporaries stay near 1 MiB for a
+# uniform float32 fill and 6 MiB for a normal one, so a fill's memory beyond its output stays far
+# under the 64 MiB bound whatever the parameter size; ~10 us of set-up per chunk is negligible.
+CHUNK_ELEMENTS = 1 << 17
 TWO_PI = 6.283185307179586
 
 
@@ -223,10 +224,16 @@ def generate(out: np.ndarray, fill: Fill, key, start: int = 0, offset: int = 0, 
             w0 = h0 // 2
             words = raw_words(key, w0, (h0 + n + 1) // 2 - w0, counter)
             halves = _halves(words)[h0 - 2 * w0: h0 - 2 * w0 + n]
-            x = np.right_shift(halves, 8).astype(np.float32)
+            np.right_shift(halves, 8, out=halves)
+            # float32 output: compute in place, no temporary of the chunk's size
+            x = out if dtype == np.float32 else np.empty(n, np.float32)
+            x[...] = halves
             x *= np.float32(2.0 ** -24)
             x *= np.float32(fill.b - fill.a)
             x += np.float32(fill.a)
+            if x is not out:
+                out[...] = x
+            return
         else:
             x = np.right_shift(raw_words(key, offset + start, n, counter), 11).astype(np.float64)
             x *= 2.0 ** -53

@@ -24,8 +24,8 @@ BUILTINS = [init.Zero(), init.One(), init.Constant(0.5), init.Uniform(), init.No
 def ulps(a, b):
     itype = {2: np.int16, 4: np.int32, 8: np.int64}[a.dtype.itemsize]
     ia, ib = a.view(itype).astype(np.int64), b.view(itype).astype(np.int64)
-    top = np.int64(1) << (8 * a.dtype.itemsize - 1)
-    return np.abs(np.where(ia < 0, -(ia & (top - 1)), ia) - np.where(ib < 0, -(ib & (top - 1)), ib))
+    mask = np.int64(np.iinfo(itype).max)
+    return np.abs(np.where(ia < 0, -(ia & mask), ia) - np.where(ib < 0, -(ib & mask), ib))
 
 
 def both(initializer, dtype, gpu_device, shape=(257, 129)):

@@ -100,9 +100,9 @@ def test_every_length_and_tail_group(host, key, dtype, n, value):
 def ulp_distance(a, b):
     itype = {2: np.int16, 4: np.int32, 8: np.int64}[a.dtype.itemsize]
     ia, ib = a.view(itype).astype(np.int64), b.view(itype).astype(np.int64)
-    top = np.int64(1) << (8 * a.dtype.itemsize - 1)
-    ia = np.where(ia < 0, -(ia & (top - 1)), ia)
-    ib = np.where(ib < 0, -(ib & (top - 1)), ib)
+    mask = np.int64(np.iinfo(itype).max)
+    ia = np.where(ia < 0, -(ia & mask), ia)
+    ib = np.where(ib < 0, -(ib & mask), ib)
     return np.abs(ia - ib)
 
 

@@ -8,6 +8,7 @@ dimension is known and at the first forward pass otherwise.
 
 from __future__ import annotations
 
+import math
 import threading
 import warnings
 from collections import OrderedDict
@@ -110,7 +111,7 @@ class Parameter:
     @property
     def size(self) -> int:
         """Number of elements (0 while the shape is incomplete)."""
-        return int(np.prod(self._shape, dtype=np.int64)) if self.shape_known else 0
+        return math.prod(self._shape) if self.shape_known else 0
 
     @property
     def nbytes(self) -> int:

@@ -359,7 +359,9 @@ def fill_many(jobs, progress=None) -> None:
             in place, element ``i`` of its flat view being element ``i`` of the stream.
         progress: optional ``fn(nbytes)`` called as each chunk of ``nbytes`` is done.
     """
-    tasks = []
+    # Pieces of at most CHUNK_ELEMENTS elements, packed into tasks of about that many elements
+    # each, so that thousands of small parameters cost a few tasks rather than one each.
+    tasks, batch, size = [], [], 0
     for out, fill, key, offset in jobs:
         flat = out.reshape(-1)
         if fill.family == "constant":
@@ -367,19 +369,28 @@ def fill_many(jobs, progress=None) -> None:
             continue
         for s in range(0, flat.size, CHUNK_ELEMENTS):
             e = min(flat.size, s + CHUNK_ELEMENTS)
-            tasks.append((flat[s:e], fill, key, s, offset))
+            batch.append((flat[s:e], fill, key, s, offset))
+            size += e - s
+            if size >= CHUNK_ELEMENTS:
+                tasks.append(batch)
+                batch, size = [], 0
+    if batch:
+        tasks.append(batch)
+
+    def run(task):
+        for piece in task:
+            generate(*piece)
+        if progress:
+            progress(sum(piece[0].nbytes for piece in task))
+
     if len(tasks) <= 1 or cpu_workers() == 1:
-        for t in tasks:
-            generate(*t)
-            if progress:
-                progress(t[0].nbytes)
+        for task in tasks:
+            run(task)
         return
-    futures = [_executor().submit(generate, *t) for t in tasks]
+    futures = [_executor().submit(run, task) for task in tasks]
     try:
-        for fut, t in zip(futures, tasks):
+        for fut in futures:
             fut.result()
-            if progress:
-                progress(t[0].nbytes)
     finally:
         for fut in futures:
             fut.cancel()

@@ -303,13 +303,12 @@ class Sequential(Block):
         2
     """
 
-    def add(self, *blocks) -> "Sequential":
-        """Append blocks, in order."""
+    def add(self, *blocks) -> None:
+        """Append blocks, in order (returns None, as Gluon's does)."""
         for block in blocks:
             if not isinstance(block, Block):
                 raise GpuInitError(f"Sequential.add takes blocks, got {block!r}")
             self.register_child(block)
-        return self
 
     def forward(self, x):
         for block in self._children.values():

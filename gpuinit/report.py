@@ -47,12 +47,16 @@ class _Progress:
         self.enabled = sys.stderr.isatty()
         self.lock = threading.Lock()
         self.drawn = False
+        self.last = 0.0
 
     def __call__(self, nbytes: int) -> None:
         with self.lock:
             self.done += nbytes
-            if not self.enabled or time.perf_counter() - self.start < 1.0:
+            now = time.perf_counter()
+            finished = self.done >= self.total
+            if not self.enabled or now - self.start < 1.0 or (now - self.last < 0.1 and not finished):
                 return
+            self.last = now
             frac = min(1.0, self.done / self.total)
             bar = "#" * int(30 * frac)
             sys.stderr.write(f"\rmaterializing [{bar:<30}] {100 * frac:5.1f}% "

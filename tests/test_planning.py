@@ -150,3 +150,37 @@ def test_report_plot(tmp_path):
     out = run_report("--model", "mlp", "--device", "cpu", "--plot", str(tmp_path / "m.png"))
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "m.png").stat().st_size > 1000
+
+
+def test_report_draws_a_progress_bar_on_a_terminal():
+    """Materializing GPT-2 small takes over a second here: stderr, a terminal, gets a bar."""
+    import os
+    import pty
+    import threading
+
+    leader, follower = pty.openpty()
+    chunks = []
+
+    def drain():  # keep the terminal's buffer from filling while the report runs
+        while True:
+            try:
+                data = os.read(leader, 4096)
+            except OSError:
+                return
+            if not data:
+                return
+            chunks.append(data)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        out = subprocess.run([sys.executable, "-m", "gpuinit", "report", "--device", "cpu", "--json"],
+                             stdout=subprocess.PIPE, stderr=follower, cwd=ROOT, text=True, timeout=120,
+                             env={"PYTHONPATH": str(ROOT), "PATH": "", "GPUINIT_NUM_THREADS": "1"})
+    finally:
+        os.close(follower)
+        reader.join(timeout=5)
+        os.close(leader)
+    assert out.returncode == 0
+    assert "materializing [" in b"".join(chunks).decode(errors="replace")
+    json.loads(out.stdout)  # the bar never mixes into stdout

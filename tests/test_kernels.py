@@ -175,6 +175,9 @@ def test_job_table_layout_matches_the_struct():
     assert table["out_ptr"][0] == a.ctypes.data and (table["k0"][1], table["k1"][1]) == (3, 4)
     assert (table["pa"][0], table["pb"][0]) == fill.cdf_bounds()
     assert kernels.build_table([(a, Fill.uniform(0, 1), (1, 2), 0)], np.float32, "uniform")[1] == 2
+    big, _ = kernels.build_table([(a, Fill.uniform(0, 1), (2**64 - 1, 2**63), 0),
+                                  (b, Fill.uniform(0, 1), (5, 2**64 - 2), 4)], np.float32, "uniform")
+    assert [int(k) for k in big["k0"]] == [2**64 - 1, 5] and [int(k) for k in big["k1"]] == [2**63, 2**64 - 2]
 
 
 def test_job_table_rejects_what_the_kernels_cannot_take():

@@ -154,6 +154,12 @@ class Parameter:
             "dimensions. To initialize at once, give the layers their input sizes (for example "
             "Dense(..., in_units=20) or Conv2D(..., in_channels=3)), or run one forward pass first")
 
+    def chosen_initializer(self, default):
+        """``(initializer, own)``: the parameter's own ``init`` if set (it fills whatever the role),
+        else ``default`` (dispatched by role)."""
+        from .init import create
+        return (create(self.init), True) if self.init is not None else (default, False)
+
     def data(self, device=None):
         """The parameter's array (NumPy or CuPy), on ``device`` if given (copied if elsewhere).
 
@@ -285,10 +291,7 @@ class ParameterDict:
                 seed_value = streams.next_seed()
             requests = []
             for name, p in todo:
-                if p.init is not None:
-                    initializer, own = create(p.init), True
-                else:
-                    initializer, own = default, False
+                initializer, own = p.chosen_initializer(default)
                 path = self.path_of(name)
                 requests.append((p, InitRequest(initializer, own, device,
                                                 streams.derive_key(seed_value, path), path)))

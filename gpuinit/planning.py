@@ -14,8 +14,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .device import as_device
-from .init import InitDesc, create, fans
-from .init import Uniform
+from .init import InitDesc, Uniform, fans
 from .meta import MetaArray
 from .store import align, format_bytes
 from .streams import Fill
@@ -152,13 +151,7 @@ def plan(net, *inputs, device=None, dtype=None, input_dtype="float32") -> Plan:
     for name, p in params.items():
         pdtype = np.dtype(dtype) if dtype is not None else p.dtype
         nbytes = p.size * pdtype.itemsize
-        request = p._request
-        if p.init is not None:
-            initializer, own = create(p.init), True
-        elif request is not None:
-            initializer, own = request.initializer, request.own
-        else:
-            initializer, own = Uniform(), False
+        initializer, own = p.chosen_initializer(p._request.initializer if p._request else Uniform())
         desc = InitDesc(name, role=p.role, path=params.path_of(name), shape=p.shape, dtype=pdtype, own=own)
         try:
             fan_in, fan_out = fans(desc)

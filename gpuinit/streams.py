@@ -441,3 +441,8 @@ def active_stream() -> Stream | None:
     """The stream of the parameter being initialized by a custom initializer, if any."""
     stack = getattr(_local, "stack", None)
     return stack[-1] if stack else None
+
+
+def active_or_new_stream(label: str) -> Stream:
+    """The active stream; outside one, a fresh stream keyed by the next global seed and ``label``."""
+    return active_stream() or Stream(derive_key(next_seed(), label))

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import InitializerError
-from ..streams import Fill, Stream, active_stream, next_seed, derive_key
+from ..streams import Fill, active_or_new_stream
 
 ROLES = ("weight", "bias", "gamma", "beta", "running_mean", "running_var", "default")
 
@@ -124,7 +124,7 @@ class Initializer:
         if not isinstance(desc, InitDesc):
             desc = InitDesc(desc, role="weight", shape=arr.shape, dtype=arr.dtype)
         plan = self.plan_fill(desc)
-        stream = active_stream() or Stream(derive_key(next_seed(), str(desc)))
+        stream = active_or_new_stream(str(desc))
         with stream:
             if isinstance(plan, Fill):
                 fill_in_place(arr, plan)
@@ -185,7 +185,7 @@ class Initializer:
 
 def fill_in_place(arr, fill: Fill) -> None:
     """Fill ``arr`` (NumPy or CuPy) from the active stream, advancing it."""
-    stream = active_stream() or Stream(derive_key(next_seed(), "fill"))
+    stream = active_or_new_stream("fill")
     if fill.family == "constant":
         arr[...] = fill.a
         return

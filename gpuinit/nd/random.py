@@ -10,13 +10,13 @@ from __future__ import annotations
 import numpy as np
 
 from ..device import as_device
-from ..streams import Fill, Stream, active_stream, derive_key, next_seed
+from ..streams import Fill, active_or_new_stream
 
 
 def _draw(fill: Fill, shape, dtype, device, ctx):
     device = as_device(device if device is not None else ctx)
     shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
-    stream = active_stream() or Stream(derive_key(next_seed(), "nd.random"))
+    stream = active_or_new_stream("nd.random")
     with device.activate():
         return stream.draw(fill, shape, dtype, device.xp)
 

@@ -14,9 +14,8 @@ import re
 import threading
 from collections import OrderedDict
 
-import numpy as np
 
-from ..backend import array_module_of, is_cupy_array
+from ..backend import is_cupy_array
 from ..errors import DeviceError, GpuInitError, PlanError, ShapeError
 from ..meta import MetaArray, is_meta
 from ..parameter import Parameter, ParameterDict, materialize_lock

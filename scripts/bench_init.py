@@ -237,7 +237,7 @@ def gpu_main(repeats: int) -> int:
         a = cupy.empty(n, dtype)
         b = cupy.empty_like(a)
         copy = 2 * a.nbytes / _timed(cupy, lambda: cupy.copyto(b, a), repeats) / 1e6
-        del b
+        b = None  # frees the memory; closures above still name it
         rows = {}
         key = streams.derive_key(0, "bench")
         for family, fill in (("uniform", Fill.uniform(-1, 1)), ("normal", Fill.normal(0, 1))):
@@ -246,14 +246,14 @@ def gpu_main(repeats: int) -> int:
             t = torch.empty(n, dtype=getattr(torch, np.dtype(dtype).name), device="cuda")
             rows["torch uniform_"] = _timed(cupy, lambda: t.uniform_(-1, 1), repeats)
             rows["torch normal_"] = _timed(cupy, lambda: t.normal_(0, 1), repeats)
-            del t
+            t = None  # frees the memory; closures above still name it
         rows["cupy.random uniform"] = _timed(cupy, lambda: cupy.random.random(n, dtype=dtype), repeats)
         rows["cupy.random normal"] = _timed(cupy, lambda: cupy.random.standard_normal(n, dtype=dtype), repeats)
         print(f"  {np.dtype(dtype).name}: device-to-device copy {copy:.0f} GB/s")
         for label, ms in rows.items():
             gbs = a.nbytes / ms / 1e6
             print(f"    {label:<22} {ms:8.3f} ms {gbs:8.0f} GB/s  {gbs / copy:6.1%} of copy")
-        del a
+        a = None  # frees the memory; closures above still name it
         _free(cupy, torch)
 
     print("\n2. 10,000 parameters of 1K to 256K elements (float32, U(-0.07, 0.07)), allocation included")
@@ -271,7 +271,7 @@ def gpu_main(repeats: int) -> int:
             return [torch.empty(int(s), device="cuda").uniform_(-0.07, 0.07) for s in sizes]
         ms_torch = _timed(cupy, theirs, repeats)
         print(f"  torch per tensor: {ms_torch:.2f} ms; gpuinit is {ms_torch / ms_ours:.1f}x faster")
-    del params
+    params = None  # frees the memory; closures above still name it
     _free(cupy, torch)
 
     print("\n3. whole models on the GPU: gpuinit materialize vs torch meta -> to_empty(cuda) -> reset_parameters")
@@ -282,7 +282,7 @@ def gpu_main(repeats: int) -> int:
             ms_ours = _timed(cupy, lambda: net.initialize(device=device, force_reinit=True, seed=0), repeats)
             gb = net.collect_params().nbytes / 1e9
             line = f"  {name} {dtype}: {gb:.2f} GB, gpuinit {ms_ours:.1f} ms ({gb / ms_ours * 1e3:.0f} GB/s)"
-            del net
+            net = None  # frees the memory; closures above still name it
             _free(cupy, torch)
             if torch is not None:
                 with torch.device("meta"):
@@ -297,7 +297,7 @@ def gpu_main(repeats: int) -> int:
 
                 ms_torch = _timed(cupy, theirs, max(3, repeats // 2))
                 line += f", torch {ms_torch:.1f} ms: gpuinit {ms_torch / ms_ours:.1f}x faster"
-                del model
+                model = None  # frees the memory; closures above still name it
                 _free(cupy, torch)
             print(line)
     return 0

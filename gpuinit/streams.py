@@ -234,11 +234,10 @@ def generate(out: np.ndarray, fill: Fill, key, start: int = 0, offset: int = 0, 
             if x is not out:
                 out[...] = x
             return
-        else:
-            x = np.right_shift(raw_words(key, offset + start, n, counter), 11).astype(np.float64)
-            x *= 2.0 ** -53
-            x *= fill.b - fill.a
-            x += fill.a
+        x = np.right_shift(raw_words(key, offset + start, n, counter), 11).astype(np.float64)
+        x *= 2.0 ** -53
+        x *= fill.b - fill.a
+        x += fill.a
         out[...] = x
         return
     if fill.family == "normal":

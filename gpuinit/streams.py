@@ -27,24 +27,28 @@ uniform(low, high)
     ``numpy.random.Generator(numpy.random.Philox(key=rng_key)).random(n, dtype=numpy.float32)`` bit for
     bit. float64: ``u = (w[o + i] >> 11) * 2**-53``, then ``x = low + (high - low) * u`` in float64.
 normal(mean, std)
-    Box–Muller over pairs, two words per pair, no rejection: pair ``m = i // 2`` takes
-    ``a = w[o + 2m]`` and ``b = w[o + 2m + 1]``, ``u1 = ((a >> 11) + 1) * 2**-53`` in (0, 1],
-    ``u2 = (b >> 11) * 2**-53`` in [0, 1), ``r = sqrt(-2 log u1)``, ``t = 6.283185307179586 * u2``;
-    element ``2m`` is ``r cos t`` and ``2m + 1`` is ``r sin t``. Then ``x = mean + std * z`` in float64
-    (each operation rounded), rounded once to the output type.
+    Box–Muller over pairs, no rejection, in a *compute type*: float32 for float16 and float32
+    outputs, float64 for float64 outputs, every operation rounded to it (no fused multiply-add).
+    float32: pair ``m = i // 2`` takes one word ``w = w[o + m]``: ``u1 = f32(lo32(w) + 1) * 2**-32``
+    in (0, 1] (the sum exact, rounded once) and the 24-bit angle ``k = hi32(w) >> 8``. float64: pair
+    ``m`` takes ``a = w[o + 2m]`` and ``b = w[o + 2m + 1]``: ``u1 = ((a >> 11) + 1) * 2**-53`` and the
+    53-bit angle ``k = b >> 11``. Then ``r = sqrt(-2 log u1)``, ``t = 2 pi k / 2**bits``; element
+    ``2m`` is ``r cos t`` and ``2m + 1`` is ``r sin t``; ``x = mean + std * z`` in the compute type
+    (``mean`` and ``std`` rounded to it first), rounded once to the output type. ``log``, ``cos``
+    and ``sin`` are not a libm's but the fixed operation sequences of :mod:`gpuinit.transforms`.
 truncated_normal(mean, std, a, b)  (``a``, ``b`` in units of ``std``)
-    Inverse CDF, one word per element, no rejection: ``u = ((w[o + i] >> 12) + 0.5) * 2**-52`` in
-    (0, 1), ``p = Phi(a) + u * (Phi(b) - Phi(a))`` with ``Phi(a)``, ``Phi(b)`` computed once in float64
-    from ``erfc``, ``z = ndtri(p)`` by Wichura's AS241 (PPND16) rational approximation evaluated in
-    Horner form without fused multiply-add, clamped to ``[a, b]``; ``x = mean + std * z`` in float64,
-    rounded once to the output type.
+    Inverse CDF in float64, one word per element, no rejection: ``u = ((w[o + i] >> 12) + 0.5) *
+    2**-52`` in (0, 1), ``p = Phi(a) + u * (Phi(b) - Phi(a))`` with ``Phi(a)``, ``Phi(b)`` computed once
+    in float64 from ``erfc``, ``z = ndtri(p)`` by Wichura's AS241 (PPND16) rational approximation
+    evaluated in Horner form, its ``log`` that of :mod:`gpuinit.transforms`, clamped to ``[a, b]``;
+    ``x = mean + std * z`` in float64, rounded once to the output type.
 constant(value)
     ``value`` converted to the output type; no words.
 
-Uniform-family and constant fills are bit-identical across backends. Normal-family fills go through
-``log``/``cos``/``sin`` (or ``log``/``sqrt``), whose last bit may differ between libms, so after
-rounding to float32 or float16 they agree to within one unit in the last place; float64 outputs
-inherit the libm's few-ulp differences.
+Every family is bit-identical across backends: the contract uses only IEEE operations that every
+backend rounds the same way (``+ - * /``, ``sqrt``, conversions), never a libm function. One
+exception: CuPy compiles kernels with ``-ftz=true``, so a float32 intermediate below 2**-126 would
+flush to zero on the GPU; the fills reach one only with a std or a range under 1e-28.
 
 Any element range ``[start, stop)`` of a parameter can be generated alone and equals that slice of
 the whole: element ``i`` depends on ``(key, o, i)`` only. That is what lets the CPU fill in bounded
@@ -63,6 +67,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from . import transforms
 from .errors import GpuInitError, InitializerError
 
 FAMILIES = ("constant", "uniform", "normal", "truncated_normal")
@@ -72,7 +77,6 @@ FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)
 # uniform float32 fill and 6 MiB for a normal one, so a fill's memory beyond its output stays far
 # under the 64 MiB bound whatever the parameter size; ~10 us of set-up per chunk is negligible.
 CHUNK_ELEMENTS = 1 << 17
-TWO_PI = 6.283185307179586
 
 
 @dataclass(frozen=True)
@@ -118,7 +122,8 @@ class Fill:
         if self.family == "uniform":
             return (n + 1) // 2 if np.dtype(dtype).itemsize <= 4 else n
         if self.family == "normal":
-            return 2 * ((n + 1) // 2)
+            pairs = (n + 1) // 2
+            return pairs if np.dtype(dtype).itemsize <= 4 else 2 * pairs
         return n
 
     def cdf_bounds(self) -> tuple[float, float]:
@@ -198,7 +203,8 @@ def _halves(words: np.ndarray) -> np.ndarray:
     return out
 
 
-def generate(out: np.ndarray, fill: Fill, key, start: int = 0, offset: int = 0, counter: int = 0) -> None:
+def generate(out: np.ndarray, fill: Fill, key, start: int = 0, offset: int = 0, counter: int = 0,
+             tmp: transforms.Scratch | None = None) -> None:
     """Write elements ``[start, start + out.size)`` of ``fill`` on stream ``key`` into ``out``.
 
     Args:
@@ -208,6 +214,7 @@ def generate(out: np.ndarray, fill: Fill, key, start: int = 0, offset: int = 0, 
         start: index of the first element to produce.
         offset: the stream word offset the fill starts at (0 for an initializer's own fill).
         counter: the stream's starting 256-bit counter (0 for every parameter).
+        tmp: temporaries to reuse (a worker's :class:`gpuinit.transforms.Scratch`).
     """
     n = out.size
     dtype = out.dtype
@@ -241,89 +248,27 @@ def generate(out: np.ndarray, fill: Fill, key, start: int = 0, offset: int = 0, 
         out[...] = x
         return
     if fill.family == "normal":
+        prec = transforms.compute_precision(dtype)
+        per_pair = 1 if prec is transforms.F32 else 2
         m0, m1 = start // 2, (start + n - 1) // 2
-        words = raw_words(key, offset + 2 * m0, 2 * (m1 - m0 + 1), counter)
-        u1 = np.right_shift(words[0::2], 11).astype(np.float64)
-        u1 += 1.0
-        u1 *= 2.0 ** -53
-        t = np.right_shift(words[1::2], 11).astype(np.float64)
-        t *= 2.0 ** -53
-        t *= TWO_PI
-        r = np.log(u1)
-        r *= -2.0
-        np.sqrt(r, out=r)
-        z = np.empty(2 * r.size)
-        np.multiply(r, np.cos(t), out=z[0::2])
-        np.multiply(r, np.sin(t), out=z[1::2])
-        z = z[start - 2 * m0: start - 2 * m0 + n]
-    else:  # truncated_normal
-        u = np.right_shift(raw_words(key, offset + start, n, counter), 12).astype(np.float64)
-        u += 0.5
-        u *= 2.0 ** -52
-        pa, pb = fill.cdf_bounds()
-        u *= pb - pa
-        u += pa
-        z = ndtri(u)
-        np.clip(z, fill.lo, fill.hi, out=z)
+        words = raw_words(key, offset + per_pair * m0, per_pair * (m1 - m0 + 1), counter)
+        z = transforms.box_muller(words, prec, tmp)[start - 2 * m0: start - 2 * m0 + n]
+        z *= prec.scalar(fill.b)
+        z += prec.scalar(fill.a)
+        out[...] = z
+        return
+    # truncated_normal
+    u = np.right_shift(raw_words(key, offset + start, n, counter), 12).astype(np.float64)
+    u += 0.5
+    u *= 2.0 ** -52
+    pa, pb = fill.cdf_bounds()
+    u *= pb - pa
+    u += pa
+    z = transforms.ndtri(u)
+    np.clip(z, fill.lo, fill.hi, out=z)
     z *= fill.b
     z += fill.a
     out[...] = z
-
-
-def _horner(coefs, x):
-    acc = np.full_like(x, coefs[0])
-    for c in coefs[1:]:
-        acc *= x
-        acc += c
-    return acc
-
-
-# Wichura, "Algorithm AS 241: The percentage points of the normal distribution", Applied
-# Statistics 37(3), 1988: PPND16's coefficients, highest degree first.
-_AS241_A = (2.5090809287301226727e+3, 3.3430575583588128105e+4, 6.7265770927008700853e+4,
-            4.5921953931549871457e+4, 1.3731693765509461125e+4, 1.9715909503065514427e+3,
-            1.3314166789178437745e+2, 3.3871328727963666080e+0)
-_AS241_B = (5.2264952788528545610e+3, 2.8729085735721942674e+4, 3.9307895800092710610e+4,
-            2.1213794301586595867e+4, 5.3941960214247511077e+3, 6.8718700749205790830e+2,
-            4.2313330701600911252e+1, 1.0)
-_AS241_C = (7.74545014278341407640e-4, 2.27238449892691845833e-2, 2.41780725177450611770e-1,
-            1.27045825245236838258e+0, 3.64784832476320460504e+0, 5.76949722146069140550e+0,
-            4.63033784615654529590e+0, 1.42343711074968357734e+0)
-_AS241_D = (1.05075007164441684324e-9, 5.47593808499534494600e-4, 1.51986665636164571966e-2,
-            1.48103976427480074590e-1, 6.89767334985100004550e-1, 1.67638483018380384940e+0,
-            2.05319162663775882187e+0, 1.0)
-_AS241_E = (2.01033439929228813265e-7, 2.71155556874348757815e-5, 1.24266094738807843860e-3,
-            2.65321895265761230930e-2, 2.96560571828504891230e-1, 1.78482653991729133580e+0,
-            5.46378491116411436990e+0, 6.65790464350110377720e+0)
-_AS241_F = (2.04426310338993978564e-15, 1.42151175831644588870e-7, 1.84631831751005468180e-5,
-            7.86869131145613259100e-4, 1.48753612908506148525e-2, 1.36929880922735805310e-1,
-            5.99832206555887937690e-1, 1.0)
-
-
-def ndtri(p: np.ndarray) -> np.ndarray:
-    """Inverse of the standard normal CDF for ``p`` in (0, 1), float64, by AS241 (PPND16)."""
-    p = np.asarray(p, dtype=np.float64)
-    z = np.empty_like(p)
-    q = p - 0.5
-    central = np.abs(q) <= 0.425
-    if central.any():
-        qc = q[central]
-        r = 0.180625 - qc * qc
-        z[central] = qc * _horner(_AS241_A, r) / _horner(_AS241_B, r)
-    tail = ~central
-    if tail.any():
-        qt = q[tail]
-        r = np.where(qt <= 0.0, p[tail], 1.0 - p[tail])
-        r = np.sqrt(-np.log(r))
-        near = r <= 5.0
-        zt = np.empty_like(r)
-        rn = r[near] - 1.6
-        zt[near] = _horner(_AS241_C, rn) / _horner(_AS241_D, rn)
-        rf = r[~near] - 5.0
-        zt[~near] = _horner(_AS241_E, rf) / _horner(_AS241_F, rf)
-        zt[qt < 0.0] *= -1.0
-        z[tail] = zt
-    return z
 
 
 # --- the chunked, threaded CPU driver ---------------------------------------------------------
@@ -376,9 +321,18 @@ def fill_many(jobs, progress=None) -> None:
     if batch:
         tasks.append(batch)
 
+    # One Scratch per running task, handed back for the next; dropped when this call returns.
+    spare, spare_lock = [], threading.Lock()
+
     def run(task):
-        for piece in task:
-            generate(*piece)
+        with spare_lock:
+            tmp = spare.pop() if spare else transforms.Scratch()
+        try:
+            for out, fill, key, start, offset in task:
+                generate(out, fill, key, start, offset, tmp=tmp)
+        finally:
+            with spare_lock:
+                spare.append(tmp)
         if progress:
             progress(sum(piece[0].nbytes for piece in task))
 

@@ -153,7 +153,7 @@ def test_report_plot(tmp_path):
 
 
 def test_report_draws_a_progress_bar_on_a_terminal():
-    """Materializing GPT-2 small takes over a second here: stderr, a terminal, gets a bar."""
+    """Materializing GPT-2 medium takes over a second on one core: stderr, a terminal, gets a bar."""
     import os
     import pty
     import threading
@@ -174,7 +174,8 @@ def test_report_draws_a_progress_bar_on_a_terminal():
     reader = threading.Thread(target=drain, daemon=True)
     reader.start()
     try:
-        out = subprocess.run([sys.executable, "-m", "gpuinit", "report", "--device", "cpu", "--json"],
+        out = subprocess.run([sys.executable, "-m", "gpuinit", "report", "--model", "gpt2-medium", "--device", "cpu",
+                              "--json"],
                              stdout=subprocess.PIPE, stderr=follower, cwd=ROOT, text=True, timeout=120,
                              env={"PYTHONPATH": str(ROOT), "PATH": "", "GPUINIT_NUM_THREADS": "1"})
     finally:

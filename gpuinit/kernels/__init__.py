@@ -2,8 +2,9 @@
 
 Sources, beside this file:
 
-- ``philox.cuh``: Philox4x64-10, the 256-bit counter, the transforms of ``gpuinit.streams`` and
-  float16 rounding, written once for host and device (``host.cpp`` builds it for the host, so the
+- ``philox.cuh``: Philox4x64-10, the 256-bit counter, the transforms of ``gpuinit.streams`` (with
+  ``gpuinit.transforms``'s log, sine and cosine, operation for operation) and float16 rounding,
+  written once for host and device (``host.cpp`` builds it for the host, so the
   tests check the GPU's arithmetic against NumPy on machines with no GPU);
 - ``init_kernels.cu``: ``init_fill<T, FAMILY>``, one fused launch per distribution family and
   output type over a table of jobs.
@@ -56,7 +57,7 @@ def source() -> str:
 
 def group_size(dtype, family: str) -> int:
     """Elements one thread writes: those of one Philox block (mirrors ``group_size`` in the header)."""
-    return 8 if family == "uniform" and np.dtype(dtype).itemsize <= 4 else 4
+    return 8 if family in ("uniform", "normal") and np.dtype(dtype).itemsize <= 4 else 4
 
 
 def _pointer(arr) -> int:

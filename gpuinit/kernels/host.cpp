@@ -5,6 +5,19 @@
 
 using namespace gpuinit;
 
+template <typename T, int FAMILY>
+static void fill_range(const FillParams& p, u64 start, u64 count, void* out) {
+    const u64 g = group_size<T, FAMILY>(), end = start + count;
+    for (u64 k = start / g; k <= (end - 1) / g; ++k) fill_group<T, FAMILY>(p, k, (T*)out, start, end);
+}
+
+template <typename T>
+static void fill_family(int family, const FillParams& p, u64 start, u64 count, void* out) {
+    if (family == UNIFORM) fill_range<T, UNIFORM>(p, start, count, out);
+    else if (family == NORMAL) fill_range<T, NORMAL>(p, start, count, out);
+    else fill_range<T, TRUNCATED_NORMAL>(p, start, count, out);
+}
+
 extern "C" {
 
 void gi_raw_words(u64 k0, u64 k1, const u64* counter, u64 first, u64 count, u64* out) {
@@ -18,14 +31,16 @@ void gi_fill(int family, int itemsize, u64 k0, u64 k1, u64 word_offset, u64 star
              double b, double lo, double hi, double pa, double pb, void* out) {
     if (count == 0) return;
     FillParams p = {k0, k1, word_offset, a, b, lo, hi, pa, pb};
-    u64 g = itemsize == 8 ? group_size<double>(family) : group_size<float>(family);
-    u64 end = start + count;
-    for (u64 k = start / g; k <= (end - 1) / g; ++k) {
-        if (itemsize == 2) fill_group(family, p, k, (unsigned short*)out, start, end);
-        else if (itemsize == 4) fill_group(family, p, k, (float*)out, start, end);
-        else fill_group(family, p, k, (double*)out, start, end);
-    }
+    if (itemsize == 2) fill_family<unsigned short>(family, p, start, count, out);
+    else if (itemsize == 4) fill_family<float>(family, p, start, count, out);
+    else fill_family<double>(family, p, start, count, out);
 }
+
+// The transforms alone, for their accuracy tests.
+float gi_log_f32(float u) { return log_unit(u); }
+double gi_log_f64(double u) { return log_unit(u); }
+void gi_sincos_f32(int k, float* c, float* s) { sincos_turns<float>(k, c, s); }
+void gi_sincos_f64(long long k, double* c, double* s) { sincos_turns<double>(k, c, s); }
 
 void gi_half_from_double(const double* in, u64 n, unsigned short* out) {
     for (u64 i = 0; i < n; ++i) out[i] = half_from_double(in[i]);

@@ -1,8 +1,8 @@
 // Fused parameter fills: one launch per distribution family and output type fills every
 // parameter of a materialization, reading a table of jobs (pointer, element count, key, numbers).
 //
-// A thread computes one Philox block and writes the 8 (uniform, 32-bit or smaller) or 4 elements
-// it yields, contiguously: element i depends only on (key, word offset, i), never on the grid, the
+// A thread computes one Philox block and writes the 8 (uniform and normal, 32-bit or smaller) or 4
+// elements it yields, contiguously and with 16-byte stores where aligned: element i depends only on (key, word offset, i), never on the grid, the
 // block size or the device, so any launch shape gives the numbers of gpuinit/streams.py. Compile
 // with --fmad=false: the contract rounds every operation separately.
 #include "philox.cuh"
@@ -32,8 +32,8 @@ __global__ void init_fill(const FillJob* jobs, int njobs, u64 total_groups) {
     for (u64 g = (u64)blockIdx.x * blockDim.x + threadIdx.x; g < total_groups;
          g += (u64)gridDim.x * blockDim.x) {
         const FillJob& job = jobs[find_job(jobs, njobs, g)];
-        const u64 k = job.begin / group_size<T>(FAMILY) + (g - job.first_group);
-        fill_group<T>(FAMILY, job.p, k, reinterpret_cast<T*>(job.out_ptr), job.begin, job.begin + job.count);
+        const u64 k = job.begin / group_size<T, FAMILY>() + (g - job.first_group);
+        fill_group<T, FAMILY>(job.p, k, reinterpret_cast<T*>(job.out_ptr), job.begin, job.begin + job.count);
     }
 }
 

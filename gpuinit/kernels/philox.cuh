@@ -8,8 +8,10 @@
 
 #if defined(__CUDACC__) || defined(__CUDACC_RTC__)
 #define GI_HD __host__ __device__ __forceinline__
+#define GI_UNROLL _Pragma("unroll")
 #else
 #define GI_HD inline
+#define GI_UNROLL
 #include <math.h>
 #endif
 
@@ -66,9 +68,9 @@ GI_HD u64 stream_word(u64 k0, u64 k1, const Words4& c, u64 j) {
     return out.v[j & 3];
 }
 
-// --- output conversion ----------------------------------------------------------------------
+// --- bit moves ------------------------------------------------------------------------------
 
-GI_HD u64 double_bits(double d) {
+GI_HD u64 to_bits(double d) {
 #if defined(__CUDA_ARCH__)
     return (u64)__double_as_longlong(d);
 #else
@@ -78,11 +80,43 @@ GI_HD u64 double_bits(double d) {
 #endif
 }
 
+GI_HD u32 to_bits(float f) {
+#if defined(__CUDA_ARCH__)
+    return __float_as_uint(f);
+#else
+    u32 b;
+    __builtin_memcpy(&b, &f, sizeof b);
+    return b;
+#endif
+}
+
+GI_HD double from_bits(u64 b) {
+#if defined(__CUDA_ARCH__)
+    return __longlong_as_double((long long)b);
+#else
+    double d;
+    __builtin_memcpy(&d, &b, sizeof d);
+    return d;
+#endif
+}
+
+GI_HD float from_bits(u32 b) {
+#if defined(__CUDA_ARCH__)
+    return __uint_as_float(b);
+#else
+    float f;
+    __builtin_memcpy(&f, &b, sizeof f);
+    return f;
+#endif
+}
+
+// --- output conversion ----------------------------------------------------------------------
+
 // IEEE binary16 bits of d, rounded once to nearest-even (float16 storage is unsigned short, so
 // no cuda_fp16.h is needed and the host build tests the same code). A float converts exactly to
 // double first, so this also rounds float32 values as NumPy's astype(float16) does.
 GI_HD unsigned short half_from_double(double d) {
-    u64 b = double_bits(d);
+    u64 b = to_bits(d);
     unsigned short sign = (unsigned short)((b >> 48) & 0x8000);
     u64 mag = b & 0x7FFFFFFFFFFFFFFFULL;
     if (mag >= 0x7FF0000000000000ULL)  // inf or nan
@@ -109,29 +143,140 @@ GI_HD void put64(float* p, double v) { *p = (float)v; }
 GI_HD void put64(double* p, double v) { *p = v; }
 GI_HD void put64(unsigned short* p, double v) { *p = half_from_double(v); }
 
-// --- fills: one Philox block at a time -------------------------------------------------------
+// --- transforms: gpuinit/transforms.py, operation for operation --------------------------------
 
-enum Family { UNIFORM = 1, NORMAL = 2, TRUNCATED_NORMAL = 3 };
+// The compute types' constants: the same hex literals as gpuinit/transforms.py's F32 and F64.
+template <typename C> struct Prec;
 
-struct FillParams {
-    u64 k0, k1;       // the stream's key
-    u64 word_offset;  // where the fill starts in the stream; a multiple of 4
-    double a, b, lo, hi, pa, pb;  // the Fill's numbers; pa, pb: Phi(lo), Phi(hi)
+template <> struct Prec<float> {
+    typedef u32 U;
+    typedef int S;
+    static constexpr int MANT = 23, BIAS = 127, ANGLE_BITS = 24;
+    static GI_HD float ln2_hi() { return 0x1.62e4p-1f; }
+    static GI_HD float ln2_lo() { return 0x1.7f7d1cp-20f; }
+    static GI_HD float sqrt_half() { return 0x1.6a09e6p-1f; }
+    static GI_HD float pi_scale() { return 0x1.921fb6p-22f; }  // pi / 2**(ANGLE_BITS - 1)
+    static GI_HD float log_poly(float x) {
+        const float k[5] = {0x1.c71c72p-3f, 0x1.24924ap-2f, 0x1.99999ap-2f, 0x1.555556p-1f, 0x1p+1f};
+        return horner(k, x);
+    }
+    static GI_HD float sin_poly(float x) {
+        const float k[5] = {0x1.71de3ap-19f, -0x1.a01a02p-13f, 0x1.111112p-7f, -0x1.555556p-3f, 0x1p+0f};
+        return horner(k, x);
+    }
+    static GI_HD float cos_poly(float x) {
+        const float k[6] = {-0x1.27e4fcp-22f, 0x1.a01a02p-16f, -0x1.6c16c2p-10f, 0x1.555556p-5f, -0x1p-1f,
+                            0x1p+0f};
+        return horner(k, x);
+    }
+    template <int N> static GI_HD float horner(const float (&k)[N], float x) {
+        float acc = k[0];
+        for (int n = 1; n < N; ++n) { acc = acc * x; acc = acc + k[n]; }
+        return acc;
+    }
 };
 
-// Elements that one Philox block (4 words) yields: 8 for 32-bit-or-smaller uniform, else 4.
-template <typename T> GI_HD int group_size(int family) {
-    return (family == UNIFORM && sizeof(T) <= 4) ? 8 : 4;
+template <> struct Prec<double> {
+    typedef u64 U;
+    typedef long long S;
+    static constexpr int MANT = 52, BIAS = 1023, ANGLE_BITS = 53;
+    static GI_HD double ln2_hi() { return 0x1.62e42feep-1; }
+    static GI_HD double ln2_lo() { return 0x1.a39ef35793c76p-33; }
+    static GI_HD double sqrt_half() { return 0x1.6a09e667f3bcdp-1; }
+    static GI_HD double pi_scale() { return 0x1.921fb54442d18p-51; }
+    static GI_HD double log_poly(double x) {
+        const double k[11] = {0x1.8618618618618p-4, 0x1.af286bca1af28p-4, 0x1.e1e1e1e1e1e1ep-4,
+                              0x1.1111111111111p-3, 0x1.3b13b13b13b14p-3, 0x1.745d1745d1746p-3,
+                              0x1.c71c71c71c71cp-3, 0x1.2492492492492p-2, 0x1.999999999999ap-2,
+                              0x1.5555555555555p-1, 0x1p+1};
+        return horner(k, x);
+    }
+    static GI_HD double sin_poly(double x) {
+        const double k[9] = {0x1.952c77030ad4ap-49, -0x1.ae7f3e733b81fp-41, 0x1.6124613a86d09p-33,
+                             -0x1.ae64567f544e4p-26, 0x1.71de3a556c734p-19, -0x1.a01a01a01a01ap-13,
+                             0x1.1111111111111p-7, -0x1.5555555555555p-3, 0x1p+0};
+        return horner(k, x);
+    }
+    static GI_HD double cos_poly(double x) {
+        const double k[9] = {0x1.ae7f3e733b81fp-45, -0x1.93974a8c07c9dp-37, 0x1.1eed8eff8d898p-29,
+                             -0x1.27e4fb7789f5cp-22, 0x1.a01a01a01a01ap-16, -0x1.6c16c16c16c17p-10,
+                             0x1.5555555555555p-5, -0x1p-1, 0x1p+0};
+        return horner(k, x);
+    }
+    template <int N> static GI_HD double horner(const double (&k)[N], double x) {
+        double acc = k[0];
+        for (int n = 1; n < N; ++n) { acc = acc * x; acc = acc + k[n]; }
+        return acc;
+    }
+};
+
+// log of u, a normal number in (0, 1]: u = 2**e m, m in [sqrt(1/2), sqrt(2)) by integer moves.
+template <typename C> GI_HD C log_unit(C u) {
+    typedef Prec<C> P;
+    typedef typename P::U U;
+    const U half = to_bits(P::sqrt_half());
+    U b = to_bits(u) + (((U)P::BIAS << P::MANT) - half);
+    const C fe = (C)((typename P::S)(b >> P::MANT) - P::BIAS);
+    const C m = from_bits((U)((b & (((U)1 << P::MANT) - 1)) + half));
+    C s = m - (C)1;
+    s = s / (m + (C)1);
+    C p = P::log_poly(s * s);
+    p = p * s;
+    C lo = fe * P::ln2_lo();
+    lo = lo + p;
+    return fe * P::ln2_hi() + lo;
 }
 
-GI_HD double horner8(const double* k, double x) {
-    double acc = k[0];
-    for (int n = 1; n < 8; ++n) { acc = acc * x; acc = acc + k[n]; }
-    return acc;
+// cos and sin of 2 pi k / 2**ANGLE_BITS: exact quadrant reduction, polynomials on [-pi/4, pi/4).
+template <typename C> GI_HD void sincos_turns(typename Prec<C>::S k, C* cos_t, C* sin_t) {
+    typedef Prec<C> P;
+    typedef typename P::S S;
+    const int B = P::ANGLE_BITS;
+    const S j = (k + ((S)1 << (B - 3))) >> (B - 2);
+    const S d = k - (j << (B - 2));
+    C x = (C)d;
+    x = x * P::pi_scale();
+    const C x2 = x * x;
+    C s = P::sin_poly(x2);
+    s = s * x;
+    const C c = P::cos_poly(x2);
+    const int q = (int)(j & 3);
+    C ct = (q & 1) ? s : c;
+    C st = (q & 1) ? c : s;
+    if ((q + 1) & 2) ct = -ct;
+    if (q & 2) st = -st;
+    *cos_t = ct;
+    *sin_t = st;
+}
+
+// One Box-Muller pair in float32 from one word: u1 from the low half, a 24-bit angle from the high.
+GI_HD void box_muller(u64 w, float* z0, float* z1) {
+    float u1 = (float)((double)(u32)w + 1.0);
+    u1 = u1 * 0x1p-32f;
+    float r = log_unit(u1);
+    r = r * -2.0f;
+    r = sqrtf(r);
+    float c, s;
+    sincos_turns<float>((int)(w >> 40), &c, &s);
+    *z0 = r * c;
+    *z1 = r * s;
+}
+
+// One Box-Muller pair in float64 from two words: u1 from a, a 53-bit angle from b.
+GI_HD void box_muller(u64 a, u64 b, double* z0, double* z1) {
+    double u1 = (double)(a >> 11) + 1.0;
+    u1 = u1 * 0x1p-53;
+    double r = log_unit(u1);
+    r = r * -2.0;
+    r = sqrt(r);
+    double c, s;
+    sincos_turns<double>((long long)(b >> 11), &c, &s);
+    *z0 = r * c;
+    *z1 = r * s;
 }
 
 // Inverse standard normal CDF, Wichura's AS241 (PPND16), in the same operation order as
-// gpuinit.streams.ndtri.
+// gpuinit.transforms.ndtri.
 GI_HD double ndtri(double p) {
     const double A[8] = {2.5090809287301226727e+3, 3.3430575583588128105e+4, 6.7265770927008700853e+4,
                          4.5921953931549871457e+4, 1.3731693765509461125e+4, 1.9715909503065514427e+3,
@@ -151,78 +296,150 @@ GI_HD double ndtri(double p) {
     const double F[8] = {2.04426310338993978564e-15, 1.42151175831644588870e-7, 1.84631831751005468180e-5,
                          7.86869131145613259100e-4, 1.48753612908506148525e-2, 1.36929880922735805310e-1,
                          5.99832206555887937690e-1, 1.0};
+    typedef Prec<double> P;
     double q = p - 0.5;
     if (fabs(q) <= 0.425) {
         double r = 0.180625 - q * q;
-        return q * horner8(A, r) / horner8(B, r);
+        return q * P::horner(A, r) / P::horner(B, r);
     }
     double r = q <= 0.0 ? p : 1.0 - p;
-    r = sqrt(-log(r));
+    r = sqrt(-log_unit(r));
     double z;
-    if (r <= 5.0) { r = r - 1.6; z = horner8(C, r) / horner8(D, r); }
-    else { r = r - 5.0; z = horner8(E, r) / horner8(F, r); }
+    if (r <= 5.0) { r = r - 1.6; z = P::horner(C, r) / P::horner(D, r); }
+    else { r = r - 5.0; z = P::horner(E, r) / P::horner(F, r); }
     return q < 0.0 ? -z : z;
 }
 
-// Fill the elements of group k (absolute elements [G k, G k + G), G = group_size<T>(family)) that
-// fall in [begin, end), writing element i to out[i - begin]. They share one Philox block, and
-// element i depends only on (key, word offset, i): a range of a parameter generated alone equals
-// that slice of the whole.
-template <typename T>
-GI_HD void fill_group(int family, const FillParams& p, u64 k, T* out_at_begin, u64 begin, u64 end) {
-    const Words4 zero = {{0, 0, 0, 0}};
-    const int g = group_size<T>(family);
-    const u64 base = (u64)g * k;
-    const int e0 = (int)(begin > base ? begin - base : 0);
-    const int n = (int)(end - base < (u64)g ? end - base : (u64)g);
-    T* out = out_at_begin + base - begin;  // out[e] is absolute element base + e (e0 <= e < n)
-    Words4 w = philox4x64_10(block_counter(zero, p.word_offset / 4 + k), p.k0, p.k1);
-    if (family == UNIFORM) {
-        if (sizeof(T) <= 4) {
-            const float low = (float)p.a, span = (float)(p.b - p.a);
-            for (int e = e0; e < n; ++e) {
-                u32 u = (e & 1) ? (u32)(w.v[e >> 1] >> 32) : (u32)w.v[e >> 1];
-                float x = (float)(u >> 8) * 5.9604644775390625e-08f;  // 2^-24
-                x = x * span;
-                put32(out + e, x + low);
-            }
-        } else {
-            const double span = p.b - p.a;
-            for (int e = e0; e < n; ++e) {
-                double x = (double)(w.v[e] >> 11) * 1.1102230246251565e-16;  // 2^-53
-                x = x * span;
-                put64(out + e, x + p.a);
-            }
+// --- fills: one Philox block at a time -------------------------------------------------------
+
+enum Family { UNIFORM = 1, NORMAL = 2, TRUNCATED_NORMAL = 3 };
+
+struct FillParams {
+    u64 k0, k1;       // the stream's key
+    u64 word_offset;  // where the fill starts in the stream; a multiple of 4
+    double a, b, lo, hi, pa, pb;  // the Fill's numbers; pa, pb: Phi(lo), Phi(hi)
+};
+
+// Elements that one Philox block (4 words) yields: 8 for uniform and normal outputs of 32 bits or
+// fewer (a 32-bit draw per element; a word per normal pair), else 4.
+template <typename T, int FAMILY> GI_HD constexpr int group_size() {
+    return (FAMILY != TRUNCATED_NORMAL && sizeof(T) <= 4) ? 8 : 4;
+}
+
+// The values of a group's elements, from its Philox block w.
+template <typename T, int FAMILY> GI_HD void group_values(const FillParams& p, const Words4& w, T* v) {
+    if constexpr (FAMILY == UNIFORM && sizeof(T) <= 4) {
+        const float low = (float)p.a, span = (float)(p.b - p.a);
+        GI_UNROLL
+        for (int e = 0; e < 8; ++e) {
+            u32 u = (e & 1) ? (u32)(w.v[e >> 1] >> 32) : (u32)w.v[e >> 1];
+            float x = (float)(u >> 8) * 0x1p-24f;
+            x = x * span;
+            put32(v + e, x + low);
         }
-    } else if (family == NORMAL) {
-        for (int m = e0 / 2; 2 * m < n; ++m) {
-            double u1 = ((double)(w.v[2 * m] >> 11) + 1.0) * 1.1102230246251565e-16;
-            double t = (double)(w.v[2 * m + 1] >> 11) * 1.1102230246251565e-16;
-            t = t * 6.283185307179586;
-            double r = log(u1);
-            r = r * -2.0;
-            r = sqrt(r);
-            if (2 * m >= e0) {
-                double z0 = r * cos(t);
-                z0 = z0 * p.b;
-                put64(out + 2 * m, z0 + p.a);
-            }
-            if (2 * m + 1 < n) {
-                double z1 = r * sin(t);
-                z1 = z1 * p.b;
-                put64(out + 2 * m + 1, z1 + p.a);
-            }
+    } else if constexpr (FAMILY == UNIFORM) {
+        const double span = p.b - p.a;
+        GI_UNROLL
+        for (int e = 0; e < 4; ++e) {
+            double x = (double)(w.v[e] >> 11) * 0x1p-53;
+            x = x * span;
+            put64(v + e, x + p.a);
+        }
+    } else if constexpr (FAMILY == NORMAL && sizeof(T) <= 4) {
+        const float mean = (float)p.a, sd = (float)p.b;
+        GI_UNROLL
+        for (int m = 0; m < 4; ++m) {
+            float z0, z1;
+            box_muller(w.v[m], &z0, &z1);
+            z0 = z0 * sd;
+            z1 = z1 * sd;
+            put32(v + 2 * m, z0 + mean);
+            put32(v + 2 * m + 1, z1 + mean);
+        }
+    } else if constexpr (FAMILY == NORMAL) {
+        GI_UNROLL
+        for (int m = 0; m < 2; ++m) {
+            double z0, z1;
+            box_muller(w.v[2 * m], w.v[2 * m + 1], &z0, &z1);
+            z0 = z0 * p.b;
+            z1 = z1 * p.b;
+            put64(v + 2 * m, z0 + p.a);
+            put64(v + 2 * m + 1, z1 + p.a);
         }
     } else {
-        for (int e = e0; e < n; ++e) {
-            double u = ((double)(w.v[e] >> 12) + 0.5) * 2.220446049250313e-16;  // 2^-52
+        GI_UNROLL
+        for (int e = 0; e < 4; ++e) {
+            double u = ((double)(w.v[e] >> 12) + 0.5) * 0x1p-52;
             u = u * (p.pb - p.pa);
             u = u + p.pa;
             double z = ndtri(u);
             z = z < p.lo ? p.lo : (z > p.hi ? p.hi : z);
             z = z * p.b;
-            put64(out + e, z + p.a);
+            put64(v + e, z + p.a);
         }
+    }
+}
+
+// 32-bit word i of a group's bytes, read from its values (no local-memory round trip).
+GI_HD u32 word32(const float* v, int i) { return to_bits(v[i]); }
+GI_HD u32 word32(const double* v, int i) { return (u32)(to_bits(v[i >> 1]) >> (32 * (i & 1))); }
+GI_HD u32 word32(const unsigned short* v, int i) { return (u32)v[2 * i] | ((u32)v[2 * i + 1] << 16); }
+
+#if defined(__CUDA_ARCH__)
+// One 16-byte (8-byte) store. Inline PTX: left to itself the compiler splits some of these vector
+// stores into scalar ones, and the issue asks for wide stores.
+__device__ __forceinline__ void store16(void* p, u32 a, u32 b, u32 c, u32 d) {
+    asm volatile("st.v4.b32 [%0], {%1, %2, %3, %4};" ::"l"(p), "r"(a), "r"(b), "r"(c), "r"(d) : "memory");
+}
+__device__ __forceinline__ void store8(void* p, u32 a, u32 b) {
+    asm volatile("st.v2.b32 [%0], {%1, %2};" ::"l"(p), "r"(a), "r"(b) : "memory");
+}
+#endif
+
+// Store a whole group: 16-byte stores (8-byte for a group that small) where the address allows.
+template <typename T, int G> GI_HD void store_group(T* out, const T* v) {
+#if defined(__CUDA_ARCH__)
+    constexpr int BYTES = G * (int)sizeof(T);
+    const u64 addr = (u64)out;
+    if constexpr (BYTES % 16 == 0) {
+        if (addr % 16 == 0) {
+            GI_UNROLL
+            for (int i = 0; i < BYTES / 16; ++i)
+                store16(reinterpret_cast<char*>(out) + 16 * i, word32(v, 4 * i), word32(v, 4 * i + 1),
+                        word32(v, 4 * i + 2), word32(v, 4 * i + 3));
+            return;
+        }
+    } else if constexpr (BYTES == 8) {
+        if (addr % 8 == 0) {
+            store8(out, word32(v, 0), word32(v, 1));
+            return;
+        }
+    }
+#endif
+    GI_UNROLL
+    for (int e = 0; e < G; ++e) out[e] = v[e];
+}
+
+// Fill the elements of group k (absolute elements [G k, G k + G), G = group_size<T, FAMILY>) that
+// fall in [begin, end), writing element i to out_at_begin[i - begin]. They share one Philox block,
+// and element i depends only on (key, word offset, i): a range of a parameter generated alone
+// equals that slice of the whole.
+template <typename T, int FAMILY>
+GI_HD void fill_group(const FillParams& p, u64 k, T* out_at_begin, u64 begin, u64 end) {
+    constexpr int G = group_size<T, FAMILY>();
+    const Words4 zero = {{0, 0, 0, 0}};
+    const u64 base = (u64)G * k;
+    const int e0 = (int)(begin > base ? begin - base : 0);
+    const int n = (int)(end - base < (u64)G ? end - base : (u64)G);
+    Words4 w = philox4x64_10(block_counter(zero, p.word_offset / 4 + k), p.k0, p.k1);
+    T v[G];
+    group_values<T, FAMILY>(p, w, v);
+    if (e0 == 0 && n == G) {
+        store_group<T, G>(out_at_begin + (base - begin), v);
+    } else {
+        GI_UNROLL  // constant indices keep v in registers
+        for (int e = 0; e < G; ++e)
+            if (e >= e0 && e < n) out_at_begin[base + e - begin] = v[e];
     }
 }
 

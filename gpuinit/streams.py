@@ -258,13 +258,17 @@ def generate(out: np.ndarray, fill: Fill, key, start: int = 0, offset: int = 0, 
         out[...] = z
         return
     # truncated_normal
-    u = np.right_shift(raw_words(key, offset + start, n, counter), 12).astype(np.float64)
+    tmp = tmp or transforms.Scratch()
+    words = raw_words(key, offset + start, n, counter)
+    words >>= np.uint64(12)
+    u = tmp("tn.u", n, np.float64)
+    np.copyto(u, words, casting="unsafe")  # exact: < 2**52
     u += 0.5
     u *= 2.0 ** -52
     pa, pb = fill.cdf_bounds()
     u *= pb - pa
     u += pa
-    z = transforms.ndtri(u)
+    z = transforms.ndtri(u, tmp)
     np.clip(z, fill.lo, fill.hi, out=z)
     z *= fill.b
     z += fill.a

@@ -266,24 +266,29 @@ _AS241_F = (2.04426310338993978564e-15, 1.42151175831644588870e-7, 1.84631831751
             5.99832206555887937690e-1, 1.0)
 
 
-def ndtri(p: np.ndarray) -> np.ndarray:
-    """Inverse of the standard normal CDF for ``p`` in (0, 1), float64, by AS241 (PPND16).
+def ndtri(p: np.ndarray, tmp: Scratch | None = None) -> np.ndarray:
+    """Inverse of the standard normal CDF for ``p`` in (0, 1), float64, by AS241 (PPND16); a ``tmp`` array.
 
-    The tails' ``log`` is :func:`log_unit`, so every backend gets the same bits.
+    The tails' ``log`` is :func:`log_unit`, so every backend gets the same bits. The central
+    rational function is evaluated everywhere (cheaper than gathering the 85% that need it), then
+    the tails, gathered, overwrite their elements.
     """
-    p = np.asarray(p, dtype=np.float64)
-    z = np.empty_like(p)
-    q = p - 0.5
-    central = np.abs(q) <= 0.425
-    if central.any():
-        qc = q[central]
-        r = 0.180625 - qc * qc
-        z[central] = qc * horner(_AS241_A, r, F64) / horner(_AS241_B, r, F64)
-    tail = ~central
-    if tail.any():
-        qt = q[tail]
-        r = np.where(qt <= 0.0, p[tail], 1.0 - p[tail])
-        r = np.sqrt(-log_unit(r, F64))
+    tmp = tmp or Scratch()
+    p = np.ascontiguousarray(p, dtype=np.float64)
+    n = p.size
+    z = tmp("nd.z", n, np.float64)
+    q = tmp("nd.q", n, np.float64)
+    np.subtract(p, 0.5, out=q)
+    r = tmp("nd.r", n, np.float64)
+    np.multiply(q, q, out=r)
+    np.subtract(0.180625, r, out=r)
+    np.multiply(q, horner(_AS241_A, r, F64, out=tmp("nd.num", n, np.float64)), out=z)
+    z /= horner(_AS241_B, r, F64, out=tmp("nd.den", n, np.float64))
+    tail = np.flatnonzero(np.abs(q) > 0.425)
+    if tail.size:
+        qt, pt = q[tail], p[tail]
+        r = np.where(qt <= 0.0, pt, 1.0 - pt)
+        r = np.sqrt(-log_unit(r, F64, tmp))
         near = r <= 5.0
         zt = np.empty_like(r)
         rn = r[near] - 1.6

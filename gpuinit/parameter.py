@@ -21,6 +21,8 @@ from .backend import array_module_of, to_numpy
 from .device import Device, as_device
 from .errors import (DeferredInitializationError, GpuInitError, ShapeError,
                      UninitializedParameterError)
+from .init import ROLES, Uniform, create
+from .store import ArenaSlice, materialize
 
 # One lock serializes every materialization and shape completion, so several threads calling the
 # first forward at once initialize exactly once.
@@ -71,7 +73,6 @@ class Parameter:
 
     def __init__(self, name="weight", shape=None, dtype="float32", init=None, role="default",
                  grad_req="write", allow_deferred_init=True):
-        from .init import ROLES
         if role not in ROLES:
             raise GpuInitError(f"parameter {name!r}: role must be one of {ROLES}, got {role!r}")
         self.name = name
@@ -111,7 +112,7 @@ class Parameter:
     @property
     def size(self) -> int:
         """Number of elements (0 while the shape is incomplete)."""
-        return math.prod(self._shape) if self.shape_known else 0
+        return math.prod(self._shape) if self._shape else 0  # an unknown dimension is 0
 
     @property
     def nbytes(self) -> int:
@@ -157,7 +158,6 @@ class Parameter:
     def chosen_initializer(self, default):
         """``(initializer, own)``: the parameter's own ``init`` if set (it fills whatever the role),
         else ``default`` (dispatched by role)."""
-        from .init import create
         return (create(self.init), True) if self.init is not None else (default, False)
 
     def data(self, device=None):
@@ -173,13 +173,20 @@ class Parameter:
             raise UninitializedParameterError(
                 f"parameter {self.name!r} has not been initialized; call net.initialize() "
                 "(or param.initialize()) first")
+        data = self._array()
         if device is None:
-            return self._data
+            return data
         device = as_device(device)
         if device == self.device:
-            return self._data
+            return data
         with device.activate():
-            return device.xp.asarray(to_numpy(self._data))
+            return device.xp.asarray(to_numpy(data))
+
+    def _array(self):
+        """The data as an array (the store hands over an arena slice; its view is made once, here)."""
+        if isinstance(self._data, ArenaSlice):
+            self._data = self._data.view()
+        return self._data
 
     def set_data(self, value) -> None:
         """Overwrite the parameter's values in place with ``value`` (same shape, cast to its dtype)."""
@@ -189,12 +196,13 @@ class Parameter:
         if shape != self._shape:
             raise ShapeError(f"set_data on parameter {self.name!r}: expected shape {self._shape!r}, "
                              f"got {shape!r}")
-        xp = array_module_of(self._data)
+        data = self._array()
+        xp = array_module_of(data)
         if xp is np:
-            self._data[...] = to_numpy(value)
+            data[...] = to_numpy(value)
         else:
             with self.device.activate():
-                self._data[...] = xp.asarray(value)
+                data[...] = xp.asarray(value)
 
     def initialize(self, init=None, device=None, default_init=None, force_reinit=False, seed=None):
         """Initialize this parameter alone (its path is its name). See ``Block.initialize``."""
@@ -247,7 +255,6 @@ class ParameterDict:
         Without ``role=``, a parameter named exactly after a role (``weight``, ``bias``, ...)
         takes that role.
         """
-        from .init import ROLES
         full = self.prefix + name
         if full not in self._params:
             kwargs.setdefault("role", name if name in ROLES else "default")
@@ -271,8 +278,6 @@ class ParameterDict:
         Raises:
             GpuInitError: a bad initializer, device or seed; nothing is changed then.
         """
-        from .init import Uniform, create
-        from .store import materialize
         default = create(init) if init is not None else Uniform()
         device = as_device(device)
         seed_value = streams.check_seed(seed) if seed is not None else None
@@ -289,12 +294,12 @@ class ParameterDict:
                 return
             if seed_value is None:
                 seed_value = streams.next_seed()
+            paths = [self.path_of(name) for name, _ in todo]
+            keys = streams.derive_keys(seed_value, paths)
             requests = []
-            for name, p in todo:
+            for (_, p), path, key in zip(todo, paths, keys):
                 initializer, own = p.chosen_initializer(default)
-                path = self.path_of(name)
-                requests.append((p, InitRequest(initializer, own, device,
-                                                streams.derive_key(seed_value, path), path)))
+                requests.append((p, InitRequest(initializer, own, device, key, path)))
             for p, _ in requests:
                 if not p.shape_known and not p.allow_deferred_init:
                     raise DeferredInitializationError(

@@ -19,6 +19,7 @@ parameter. So a parameter is either fully initialized or untouched.
 from __future__ import annotations
 
 import contextlib
+import math
 import threading
 import time
 import traceback
@@ -29,6 +30,7 @@ import numpy as np
 
 from . import streams
 from .errors import GpuInitError, InitializerError, OutOfMemoryError
+from .init import InitDesc
 
 ALIGNMENT = 256  # bytes; CUDA's allocation granularity for coalesced access, fine for SIMD too
 
@@ -93,6 +95,8 @@ class Slot:
     request: object
     desc: object
     plan: object  # a Fill or a callable hook
+    size: int = 0    # elements
+    nbytes: int = 0
     offset: int = 0
 
 
@@ -101,7 +105,7 @@ def layout(slots) -> int:
     offset = 0
     for slot in slots:
         slot.offset = offset
-        offset += align(slot.param.nbytes)
+        offset += align(slot.nbytes)
     return offset
 
 
@@ -116,7 +120,6 @@ def check_fits(device, needed: int) -> None:
 
 
 def describe(param, request):
-    from .init import InitDesc
     return InitDesc(param.name, role=param.role, path=request.path, shape=param.shape,
                     dtype=param.dtype, own=request.own)
 
@@ -133,7 +136,8 @@ def plan_slots(entries) -> list[Slot]:
         except Exception as exc:
             raise InitializerError(f"initializer {request.initializer!r} cannot fill parameter "
                                    f"{param.name!r} (shape {param.shape!r}): {exc}") from exc
-        slots.append(Slot(param, request, desc, plan))
+        size = math.prod(param.shape)
+        slots.append(Slot(param, request, desc, plan, size, size * param.dtype.itemsize))
     return slots
 
 
@@ -160,19 +164,56 @@ def _owner(arena):
     return getattr(data, "mem", arena)
 
 
+class ArenaSlice:
+    """A parameter's place in its arena, made into an array view on first use.
+
+    A CuPy view costs microseconds to create; a model of 10,000 parameters should not pay that
+    before anyone asks for the data (the GPU kernels fill by address, not through views).
+    """
+
+    __slots__ = ("arena", "offset", "shape", "dtype")
+
+    def __init__(self, arena, offset: int, shape, dtype):
+        self.arena, self.offset, self.shape, self.dtype = arena, offset, shape, dtype
+
+    def view(self):
+        nbytes = math.prod(self.shape) * self.dtype.itemsize
+        return self.arena[self.offset:self.offset + nbytes].view(self.dtype).reshape(self.shape)
+
+
 def _view(arena, slot):
-    p = slot.param
-    return arena[slot.offset:slot.offset + p.nbytes].view(p.dtype).reshape(p.shape)
+    return ArenaSlice(arena, slot.offset, slot.param.shape, slot.param.dtype).view()
 
 
-def _run_fills(device, jobs, progress) -> None:
-    if device.is_gpu:
-        from .kernels import fill_many as gpu_fill_many
-        gpu_fill_many(device, jobs)
+def fill_tables(base: int, slots) -> list:
+    """The GPU launches that fill ``slots`` in an arena at address ``base``.
+
+    Returns:
+        ``(dtype, family, table, total_groups, nbytes)`` per launch: one per (dtype, family)
+        present, each table listing its parameters by address (see ``gpuinit.kernels``).
+    """
+    from . import kernels
+    groups: dict = {}
+    for slot in slots:
+        if slot.size:
+            groups.setdefault((slot.param.dtype, slot.plan.family), []).append(slot)
+    launches = []
+    for (dtype, family), group in groups.items():
+        fills, fill_index = kernels.distinct_fills([s.plan for s in group])
+        offsets = np.fromiter((s.offset for s in group), np.uint64, len(group))
+        table, total = kernels.table_from_columns(
+            dtype, family, offsets + np.uint64(base), [s.size for s in group],
+            [s.request.key for s in group], fills, fill_index)
+        launches.append((dtype, family, table, total, sum(s.nbytes for s in group)))
+    return launches
+
+
+def _gpu_fills(device, arena, slots, progress) -> None:
+    from . import kernels
+    for dtype, family, table, total, nbytes in fill_tables(int(arena.data.ptr), slots):
+        kernels.launch(device, dtype, family, table, total)
         if progress:
-            progress(sum(out.nbytes for out, *_ in jobs))
-    else:
-        streams.fill_many(jobs, progress)
+            progress(nbytes)
 
 
 def _run_hook(slot, view) -> None:
@@ -222,16 +263,18 @@ def materialize(entries, progress=None) -> int:
         for device, group in by_device.items():
             arena = _allocate(device, sizes[device])
             arenas[device] = arena
-            for slot in group:
-                views[id(slot)] = _view(arena, slot)
             fused = [s for s in group if isinstance(s.plan, streams.Fill)]
-            _run_fills(device, [(views[id(s)], s.plan, s.request.key, 0) for s in fused], progress)
+            hooks = [s for s in group if not isinstance(s.plan, streams.Fill)]
+            if device.is_gpu:
+                _gpu_fills(device, arena, fused, progress)
+            else:
+                streams.fill_many([(_view(arena, s), s.plan, s.request.key, 0) for s in fused], progress)
             with device.activate():
-                for slot in group:
-                    if not isinstance(slot.plan, streams.Fill):
-                        _run_hook(slot, views[id(slot)])
-                        if progress:
-                            progress(slot.param.nbytes)
+                for slot in hooks:
+                    views[id(slot)] = _view(arena, slot)
+                    _run_hook(slot, views[id(slot)])
+                    if progress:
+                        progress(slot.param.nbytes)
             if device.is_gpu:
                 with device.activate():
                     device.xp.cuda.get_current_stream().synchronize()
@@ -253,7 +296,9 @@ def materialize(entries, progress=None) -> int:
     for device, arena in arenas.items():
         _track(_owner(arena), device, sizes[device])
     for slot in slots:
-        slot.param._data = views[id(slot)]
+        view = views.get(id(slot))
+        slot.param._data = view if view is not None else ArenaSlice(arenas[slot.request.device], slot.offset,
+                                                                    slot.param.shape, slot.param.dtype)
         slot.param._request = slot.request
     total = sum(sizes.values())
     last_materialization.update(bytes=total, seconds=time.perf_counter() - started,

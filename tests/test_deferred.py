@@ -286,6 +286,19 @@ def test_set_data_and_data():
         w.set_data(np.zeros((3, 256)))
 
 
+def test_parameters_are_views_of_one_arena(device):
+    """The store hands each parameter its place in the arena; data() makes the view once."""
+    net = known_mlp(3)
+    net.initialize(device=device)
+    a, b = net[0].weight.data(), net[1].bias.data()
+    assert net[0].weight.data() is a
+    xp = gpuinit.backend.array_module_of(a)
+    base = a.base if xp is np else a.data.mem
+    assert (b.base if xp is np else b.data.mem) is base
+    b[...] = 3.0  # writes land in the parameter's own memory
+    assert float(to_numpy(net[1].bias.data()).sum()) == 30.0
+
+
 def test_shared_parameters_are_initialized_once():
     class Tied(nn.Block):
         def __init__(self):

@@ -17,7 +17,7 @@ from gpuinit.streams import Fill
 
 KERNELS = pathlib.Path(streams.__file__).resolve().parent / "kernels"
 u64 = ctypes.c_uint64
-FAMILY = {"uniform": 1, "normal": 2, "truncated_normal": 3}
+FAMILY = {"constant": 0, "uniform": 1, "normal": 2, "truncated_normal": 3}
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +32,7 @@ def host(tmp_path_factory):
     so.gi_raw_words.argtypes = [u64, u64, ctypes.POINTER(u64), u64, u64, ctypes.c_void_p]
     so.gi_fill.argtypes = [ctypes.c_int, ctypes.c_int, u64, u64, u64, u64, u64] + [ctypes.c_double] * 6 + [ctypes.c_void_p]
     so.gi_half_from_double.argtypes = [ctypes.c_void_p, u64, ctypes.c_void_p]
+    so.gi_run_table.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_void_p, ctypes.c_int, u64]
     so.gi_log_f32.argtypes, so.gi_log_f32.restype = [ctypes.c_float], ctypes.c_float
     so.gi_log_f64.argtypes, so.gi_log_f64.restype = [ctypes.c_double], ctypes.c_double
     so.gi_sincos_f32.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
@@ -142,6 +143,43 @@ def test_log_and_sincos_are_the_same_functions(host):
         got = np.array(got, prec.dtype)
         assert np.array_equal(got[:, 0].view(prec.uint), cos_t.view(prec.uint))
         assert np.array_equal(got[:, 1].view(prec.uint), sin_t.view(prec.uint))
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_constants_are_the_value_converted(host, dtype):
+    for value in (0.0, -0.0, 1.0, 0.1, -2.5e-8, 1e-300, 70000.0, 3.0e38):
+        with np.errstate(over="ignore"):
+            expected = np.full(13, value, dtype)
+        got = host_fill(host, Fill.constant(value), (1, 2), 13, dtype, 0, 5)
+        assert np.array_equal(got.view(f"u{got.itemsize}"), expected.view(f"u{got.itemsize}"))
+
+
+def test_store_launch_tables_fill_an_arena_as_the_cpu_does(host):
+    """The store's GPU plan (one table per dtype and family, parameters by address, shared fills)
+    run group by group with the kernels' own job lookup, on a host arena, gives every parameter
+    the CPU's bits: table layout, prefix sums, find_job, shards of groups, constants."""
+    from gpuinit import init, nn, store
+
+    net = nn.Sequential()
+    net.add(nn.Dense(33, in_units=7, dtype="float16"), nn.Dense(5, in_units=33),
+            nn.Dense(9, in_units=5, dtype="float64", weight_initializer=init.TruncatedNormal(sigma=0.2)),
+            nn.BatchNorm(in_channels=9, dtype="float64"), nn.Dense(1, in_units=9, weight_initializer="normal"))
+    params = net.collect_params()
+    params.initialize(init.Xavier(), device="cpu", seed=42)
+    expected = {name: p.data().copy() for name, p in params.items()}
+    entries = [(p, p._request) for p in params.values()]
+    slots = store.plan_slots(entries)
+    arena = store._allocate(entries[0][1].device, store.layout(slots))
+    arena[...] = 0xAB
+    launches = store.fill_tables(arena.ctypes.data, slots)
+    assert {(d.name, f) for d, f, *_ in launches} >= {("float16", "uniform"), ("float32", "constant"),
+                                                     ("float64", "truncated_normal"), ("float32", "normal")}
+    for dtype, family, table, total, _ in launches:
+        host.gi_run_table(FAMILY[family], dtype.itemsize, table.ctypes.data, len(table), total)
+    for slot in slots:
+        got = store._view(arena, slot)
+        want = expected[slot.param.name]
+        assert np.array_equal(got.view(f"u{got.itemsize}"), want.view(f"u{want.itemsize}")), slot.param.name
 
 
 def test_half_rounding_matches_numpy(host):

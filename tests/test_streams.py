@@ -168,3 +168,15 @@ def test_stream_draws_are_sequential_and_block_aligned():
     b = s.draw(Fill.uniform(0, 1), (2,), np.float32)
     assert np.array_equal(a, gen(Fill.uniform(0, 1), key, 3))
     assert np.array_equal(b, gen(Fill.uniform(0, 1), key, 2, offset=4))
+
+
+@settings(max_examples=60)
+@given(seed=st.one_of(st.integers(0, 2**40), st.integers(0, 2**200)),
+       paths=st.lists(st.text(min_size=1, max_size=60), min_size=1, max_size=40))
+def test_batched_keys_equal_seed_sequence(seed, paths):
+    """derive_keys (vectorized over paths, gpuinit.seedseq) gives NumPy's SeedSequence keys."""
+    expected = [tuple(int(w) for w in np.random.SeedSequence(seed, spawn_key=tuple(p.encode("utf-8")))
+                      .generate_state(2, np.uint64)) for p in paths]
+    assert streams.derive_keys(seed, paths) == expected
+    from gpuinit import seedseq
+    assert [tuple(map(int, row)) for row in seedseq.derive_keys(seed, paths)] == expected

@@ -19,6 +19,7 @@ from ..errors import InitializerError
 from ..streams import Fill, active_or_new_stream
 
 ROLES = ("weight", "bias", "gamma", "beta", "running_mean", "running_var", "default")
+ZEROS, ONES = Fill.constant(0.0), Fill.constant(1.0)
 
 # Which Gluon hook serves each role.
 _HOOKS = {"weight": "_init_weight", "bias": "_init_bias", "gamma": "_init_gamma",
@@ -139,19 +140,19 @@ class Initializer:
             "override _init_weight(name, arr) or _weight_fill(desc)")
 
     def _bias_fill(self, desc: InitDesc) -> Fill:
-        return Fill.constant(0.0)
+        return ZEROS
 
     def _gamma_fill(self, desc: InitDesc) -> Fill:
-        return Fill.constant(1.0)
+        return ONES
 
     def _beta_fill(self, desc: InitDesc) -> Fill:
-        return Fill.constant(0.0)
+        return ZEROS
 
     def _running_mean_fill(self, desc: InitDesc) -> Fill:
-        return Fill.constant(0.0)
+        return ZEROS
 
     def _running_var_fill(self, desc: InitDesc) -> Fill:
-        return Fill.constant(1.0)
+        return ONES
 
     def _default_fill(self, desc: InitDesc) -> Fill:
         raise InitializerError(

@@ -16,9 +16,10 @@ class Constant(Initializer):
     def __init__(self, value: float = 0.0):
         super().__init__(value=value)
         self.value = float(value)
+        self._constant = Fill.constant(self.value)  # one Fill shared by every parameter it fills
 
     def _fill(self, desc) -> Fill:
-        return Fill.constant(self.value)
+        return self._constant
 
     _weight_fill = _bias_fill = _gamma_fill = _beta_fill = _fill
     _running_mean_fill = _running_var_fill = _default_fill = _fill

@@ -17,9 +17,10 @@ class Uniform(Initializer):
     def __init__(self, scale: float = 0.07):
         super().__init__(scale=scale)
         self.scale = float(scale)
+        self._fill = Fill.uniform(-self.scale, self.scale)  # shared: it does not depend on the shape
 
     def _weight_fill(self, desc) -> Fill:
-        return Fill.uniform(-self.scale, self.scale)
+        return self._fill
 
 
 class Normal(Initializer):
@@ -32,9 +33,10 @@ class Normal(Initializer):
     def __init__(self, sigma: float = 0.01):
         super().__init__(sigma=sigma)
         self.sigma = float(sigma)
+        self._fill = Fill.normal(0.0, self.sigma)
 
     def _weight_fill(self, desc) -> Fill:
-        return Fill.normal(0.0, self.sigma)
+        return self._fill
 
 
 class TruncatedNormal(Initializer):
@@ -54,6 +56,7 @@ class TruncatedNormal(Initializer):
             raise InitializerError(f"TruncatedNormal needs a < b, got a={a!r}, b={b!r}")
         super().__init__(mean=mean, sigma=sigma, a=a, b=b)
         self.mean, self.sigma, self.a, self.b = float(mean), float(sigma), float(a), float(b)
+        self._fill = Fill.truncated_normal(self.mean, self.sigma, self.a, self.b)
 
     def _weight_fill(self, desc) -> Fill:
-        return Fill.truncated_normal(self.mean, self.sigma, self.a, self.b)
+        return self._fill

@@ -27,7 +27,7 @@ from ..errors import GpuInitError
 
 KERNEL_DIR = pathlib.Path(__file__).resolve().parent
 OPTIONS = ("--std=c++17", "--fmad=false")
-FAMILIES = {"uniform": 1, "normal": 2, "truncated_normal": 3}
+FAMILIES = {"constant": 0, "uniform": 1, "normal": 2, "truncated_normal": 3}
 # Output dtypes and the C type the kernels store them as (float16 as its bits).
 CTYPES = {np.dtype(np.float16): "unsigned short", np.dtype(np.float32): "float",
           np.dtype(np.float64): "double"}
@@ -57,7 +57,7 @@ def source() -> str:
 
 def group_size(dtype, family: str) -> int:
     """Elements one thread writes: those of one Philox block (mirrors ``group_size`` in the header)."""
-    return 8 if family in ("uniform", "normal") and np.dtype(dtype).itemsize <= 4 else 4
+    return 8 if family != "truncated_normal" and np.dtype(dtype).itemsize <= 4 else 4
 
 
 def _pointer(arr) -> int:
@@ -65,54 +65,93 @@ def _pointer(arr) -> int:
     return int(data.ptr) if hasattr(data, "ptr") else int(arr.ctypes.data)
 
 
+def table_from_columns(dtype, family: str, out_ptr, count, keys, fills, fill_index, begin=None,
+                       word_offset=None) -> tuple[np.ndarray, int]:
+    """The job table of one launch, built column by column, and its number of thread groups.
+
+    Args:
+        dtype: the outputs' dtype; ``family``: the fills' family (all jobs share both).
+        out_ptr: device address where each job's element ``begin`` goes.
+        count: elements per job (each > 0).
+        keys: ``(n, 2)`` uint64, each job's stream key.
+        fills: the distinct :class:`~gpuinit.streams.Fill` objects; ``fill_index[j]`` is job ``j``'s.
+        begin: first element of each job's stream (default 0); ``word_offset``: where each fill starts
+            in its stream, a multiple of 4 (default 0).
+
+    Thousands of small parameters cost microseconds here, not a Python loop over them.
+
+    Raises:
+        GpuInitError: an unsupported dtype, an empty job, or a word offset not a multiple of 4.
+    """
+    dtype = np.dtype(dtype)
+    if dtype not in CTYPES:
+        raise GpuInitError(f"GPU fills support float16, float32 and float64, not {dtype}")
+    count = np.asarray(count, np.uint64)
+    n = count.size
+    begin = np.zeros(n, np.uint64) if begin is None else np.asarray(begin, np.uint64)
+    word_offset = np.zeros(n, np.uint64) if word_offset is None else np.asarray(word_offset, np.uint64)
+    if n and not count.all():
+        raise GpuInitError("GPU fill jobs must have at least one element")
+    if (word_offset % np.uint64(4)).any():
+        bad = int(word_offset[(word_offset % np.uint64(4)) != 0][0])
+        raise GpuInitError(f"GPU fill word offsets must be multiples of 4, got {bad}")
+    table = np.zeros(n, JOB_DTYPE)
+    g = np.uint64(group_size(dtype, family))
+    spans = (begin + count - np.uint64(1)) // g - begin // g + np.uint64(1)
+    table["out_ptr"] = out_ptr
+    table["first_group"][1:] = np.cumsum(spans)[:-1]
+    table["begin"], table["count"] = begin, count
+    keys = np.asarray(keys, np.uint64).reshape(n, 2)
+    table["k0"], table["k1"] = keys[:, 0], keys[:, 1]
+    table["word_offset"] = word_offset
+    numbers = np.array([(f.a, f.b, f.lo, f.hi) + (f.cdf_bounds() if family == "truncated_normal" else (0.0, 0.0))
+                        for f in fills], np.float64).reshape(-1, 6)[np.asarray(fill_index, np.intp)]
+    for column, name in enumerate(("a", "b", "lo", "hi", "pa", "pb")):
+        table[name] = numbers[:, column]
+    return table, int(spans.sum())
+
+
 def build_table(jobs, dtype, family: str) -> tuple[np.ndarray, int]:
-    """The job table of one launch, and its number of thread groups.
+    """The job table of one launch over arrays, and its number of thread groups.
 
     Args:
         jobs: ``(out, fill, key, word_offset)`` or ``(out, fill, key, word_offset, start)``: ``out``
             (C-contiguous, of ``dtype``, non-empty) receives elements ``[start, start + out.size)``.
 
     Raises:
-        GpuInitError: a job's array has another dtype, is not contiguous, or its word offset is not
-            a multiple of 4.
+        GpuInitError: a job's array has another dtype or is not contiguous, or as
+            :func:`table_from_columns`.
     """
     dtype = np.dtype(dtype)
     if dtype not in CTYPES:
         raise GpuInitError(f"GPU fills support float16, float32 and float64, not {dtype}")
-    for out, _, _, offset, *_ in jobs:
+    for out, *_ in jobs:
         if out.dtype != dtype or not out.flags.c_contiguous:
             raise GpuInitError(f"GPU fill needs C-contiguous {dtype} arrays, got {out.dtype} with "
                                f"shape {out.shape} (contiguous: {out.flags.c_contiguous})")
-        if offset % 4:
-            raise GpuInitError(f"GPU fill word offsets must be multiples of 4, got {offset}")
-    # Column by column: thousands of small parameters cost microseconds, not a Python loop of
-    # structured-row assignments.
-    table = np.zeros(len(jobs), JOB_DTYPE)
-    g = group_size(dtype, family)
-    begin = np.array([int(job[4]) if len(job) > 4 else 0 for job in jobs], np.uint64)
-    count = np.array([job[0].size for job in jobs], np.uint64)
-    spans = (begin + count - np.uint64(1)) // np.uint64(g) - begin // np.uint64(g) + np.uint64(1)
-    table["out_ptr"] = [_pointer(job[0]) for job in jobs]
-    table["first_group"][1:] = np.cumsum(spans)[:-1]
-    table["begin"], table["count"] = begin, count
-    table["k0"] = [job[2][0] for job in jobs]
-    table["k1"] = [job[2][1] for job in jobs]
-    table["word_offset"] = [job[3] for job in jobs]
-    fills = [job[1] for job in jobs]
-    for name in ("a", "b", "lo", "hi"):
-        table[name] = [getattr(f, name) for f in fills]
-    if family == "truncated_normal":
-        bounds = np.array([f.cdf_bounds() for f in fills], np.float64).reshape(-1, 2)
-        table["pa"], table["pb"] = bounds[:, 0], bounds[:, 1]
-    return table, int(spans.sum())
+    fills, fill_index = distinct_fills([job[1] for job in jobs])
+    return table_from_columns(
+        dtype, family, [_pointer(job[0]) for job in jobs], [job[0].size for job in jobs],
+        [job[2] for job in jobs], fills, fill_index,
+        begin=[int(job[4]) if len(job) > 4 else 0 for job in jobs], word_offset=[job[3] for job in jobs])
+
+
+def distinct_fills(fills) -> tuple[list, list]:
+    """The distinct fills (by identity: parameters usually share their initializer's) and each one's index."""
+    index: dict = {}
+    order = [index.setdefault(id(f), len(index)) for f in fills]
+    unique = [None] * len(index)
+    for f, i in zip(fills, order):
+        unique[i] = f
+    return unique, order
 
 
 _lock = threading.Lock()
 _modules: dict = {}
 
 
-def module(device):
-    """The compiled kernels on ``device`` (compiled on first use there, then cached)."""
+def compiled(device):
+    """``(module, multiprocessor count)`` on ``device``: compiled on first use there, then cached."""
     from ..backend import cupy_module
     with _lock:
         if device.index not in _modules:
@@ -120,8 +159,28 @@ def module(device):
             with device.activate():
                 mod = cupy.RawModule(code=source(), options=OPTIONS, name_expressions=NAME_EXPRESSIONS)
                 mod.compile()
-            _modules[device.index] = mod
+                # attributes queries every attribute of the device: once, not per launch
+                sms = cupy.cuda.Device(device.index).attributes["MultiProcessorCount"]
+            _modules[device.index] = (mod, sms)
         return _modules[device.index]
+
+
+def launch(device, dtype, family: str, table: np.ndarray, total_groups: int) -> None:
+    """One fused fill on ``device``: copy ``table`` there and run the kernel over it.
+
+    Asynchronous on the current stream; the table's device copy is freed (stream-ordered by CuPy's
+    pool) when this returns.
+    """
+    if not len(table):
+        return
+    from ..backend import cupy_module
+    cupy = cupy_module()
+    with device.activate():
+        mod, sms = compiled(device)
+        d_table = cupy.asarray(table.view(np.uint8))
+        blocks = int(min(-(-total_groups // THREADS_PER_BLOCK), sms * 32))
+        kernel = mod.get_function(name_expression(dtype, family))
+        kernel((blocks,), (THREADS_PER_BLOCK,), (d_table, np.int32(len(table)), np.uint64(total_groups)))
 
 
 def fill_many(device, jobs) -> None:
@@ -135,25 +194,9 @@ def fill_many(device, jobs) -> None:
 
     Launches are asynchronous on the current stream; the store synchronizes once at the end.
     """
-    from ..backend import cupy_module
     groups: dict = {}
-    with device.activate():
-        for job in jobs:
-            out, fill = job[0], job[1]
-            if out.size == 0:
-                continue
-            if fill.family == "constant":
-                out.fill(fill.a)
-                continue
-            groups.setdefault((np.dtype(out.dtype), fill.family), []).append(job)
-        if not groups:
-            return
-        cupy = cupy_module()
-        mod = module(device)
-        sms = cupy.cuda.Device(device.index).attributes["MultiProcessorCount"]
-        for (dtype, family), group in groups.items():
-            table, total = build_table(group, dtype, family)
-            d_table = cupy.asarray(table.view(np.uint8))
-            blocks = int(min(-(-total // THREADS_PER_BLOCK), sms * 32))
-            kernel = mod.get_function(name_expression(dtype, family))
-            kernel((blocks,), (THREADS_PER_BLOCK,), (d_table, np.int32(len(group)), np.uint64(total)))
+    for job in jobs:
+        if job[0].size:
+            groups.setdefault((np.dtype(job[0].dtype), job[1].family), []).append(job)
+    for (dtype, family), group in groups.items():
+        launch(device, dtype, family, *build_table(group, dtype, family))

@@ -13,12 +13,32 @@ static void fill_range(const FillParams& p, u64 start, u64 count, void* out) {
 
 template <typename T>
 static void fill_family(int family, const FillParams& p, u64 start, u64 count, void* out) {
-    if (family == UNIFORM) fill_range<T, UNIFORM>(p, start, count, out);
+    if (family == CONSTANT) fill_range<T, CONSTANT>(p, start, count, out);
+    else if (family == UNIFORM) fill_range<T, UNIFORM>(p, start, count, out);
     else if (family == NORMAL) fill_range<T, NORMAL>(p, start, count, out);
     else fill_range<T, TRUNCATED_NORMAL>(p, start, count, out);
 }
 
+template <typename T>
+static void run_family(int family, const FillJob* jobs, int njobs, u64 total_groups) {
+    for (u64 g = 0; g < total_groups; ++g) {
+        if (family == CONSTANT) run_group<T, CONSTANT>(jobs, njobs, g);
+        else if (family == UNIFORM) run_group<T, UNIFORM>(jobs, njobs, g);
+        else if (family == NORMAL) run_group<T, NORMAL>(jobs, njobs, g);
+        else run_group<T, TRUNCATED_NORMAL>(jobs, njobs, g);
+    }
+}
+
 extern "C" {
+
+// A fused launch's table run on the host, group by group as the kernel's threads run it: the
+// table's out_ptr are then host addresses.
+void gi_run_table(int family, int itemsize, const void* table, int njobs, u64 total_groups) {
+    const FillJob* jobs = static_cast<const FillJob*>(table);
+    if (itemsize == 2) run_family<unsigned short>(family, jobs, njobs, total_groups);
+    else if (itemsize == 4) run_family<float>(family, jobs, njobs, total_groups);
+    else run_family<double>(family, jobs, njobs, total_groups);
+}
 
 void gi_raw_words(u64 k0, u64 k1, const u64* counter, u64 first, u64 count, u64* out) {
     Words4 c = {{counter[0], counter[1], counter[2], counter[3]}};

@@ -312,7 +312,7 @@ GI_HD double ndtri(double p) {
 
 // --- fills: one Philox block at a time -------------------------------------------------------
 
-enum Family { UNIFORM = 1, NORMAL = 2, TRUNCATED_NORMAL = 3 };
+enum Family { CONSTANT = 0, UNIFORM = 1, NORMAL = 2, TRUNCATED_NORMAL = 3 };
 
 struct FillParams {
     u64 k0, k1;       // the stream's key
@@ -321,14 +321,18 @@ struct FillParams {
 };
 
 // Elements that one Philox block (4 words) yields: 8 for uniform and normal outputs of 32 bits or
-// fewer (a 32-bit draw per element; a word per normal pair), else 4.
+// fewer (a 32-bit draw per element; a word per normal pair), else 4. Constants draw no words; they
+// use the same group shape.
 template <typename T, int FAMILY> GI_HD constexpr int group_size() {
     return (FAMILY != TRUNCATED_NORMAL && sizeof(T) <= 4) ? 8 : 4;
 }
 
 // The values of a group's elements, from its Philox block w.
 template <typename T, int FAMILY> GI_HD void group_values(const FillParams& p, const Words4& w, T* v) {
-    if constexpr (FAMILY == UNIFORM && sizeof(T) <= 4) {
+    if constexpr (FAMILY == CONSTANT) {
+        GI_UNROLL
+        for (int e = 0; e < group_size<T, FAMILY>(); ++e) put64(v + e, p.a);
+    } else if constexpr (FAMILY == UNIFORM && sizeof(T) <= 4) {
         const float low = (float)p.a, span = (float)(p.b - p.a);
         GI_UNROLL
         for (int e = 0; e < 8; ++e) {
@@ -431,7 +435,8 @@ GI_HD void fill_group(const FillParams& p, u64 k, T* out_at_begin, u64 begin, u6
     const u64 base = (u64)G * k;
     const int e0 = (int)(begin > base ? begin - base : 0);
     const int n = (int)(end - base < (u64)G ? end - base : (u64)G);
-    Words4 w = philox4x64_10(block_counter(zero, p.word_offset / 4 + k), p.k0, p.k1);
+    Words4 w = zero;
+    if constexpr (FAMILY != CONSTANT) w = philox4x64_10(block_counter(zero, p.word_offset / 4 + k), p.k0, p.k1);
     T v[G];
     group_values<T, FAMILY>(p, w, v);
     if (e0 == 0 && n == G) {
@@ -441,6 +446,33 @@ GI_HD void fill_group(const FillParams& p, u64 k, T* out_at_begin, u64 begin, u6
         for (int e = 0; e < G; ++e)
             if (e >= e0 && e < n) out_at_begin[base + e - begin] = v[e];
     }
+}
+
+// --- the job table of a fused launch -----------------------------------------------------------
+
+struct FillJob {
+    u64 out_ptr;      // address where element `begin` goes
+    u64 first_group;  // index of the job's first thread group in the launch (prefix sum)
+    u64 begin;        // first element of the parameter's stream to produce
+    u64 count;        // elements
+    FillParams p;
+};
+
+// The job that thread group g belongs to: the last one whose first_group <= g.
+GI_HD int find_job(const FillJob* jobs, int njobs, u64 g) {
+    int lo = 0, hi = njobs - 1;
+    while (lo < hi) {
+        int mid = (lo + hi + 1) >> 1;
+        if (jobs[mid].first_group <= g) lo = mid; else hi = mid - 1;
+    }
+    return lo;
+}
+
+// What one thread of init_fill does for thread group g of a launch.
+template <typename T, int FAMILY> GI_HD void run_group(const FillJob* jobs, int njobs, u64 g) {
+    const FillJob& job = jobs[find_job(jobs, njobs, g)];
+    const u64 k = job.begin / group_size<T, FAMILY>() + (g - job.first_group);
+    fill_group<T, FAMILY>(job.p, k, reinterpret_cast<T*>(job.out_ptr), job.begin, job.begin + job.count);
 }
 
 }  // namespace gpuinit

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import dtypes
 from .errors import PlanError, ShapeError
 
 
@@ -37,7 +38,7 @@ class MetaArray:
 
     def __init__(self, shape, dtype="float32"):
         self.shape = tuple(int(d) for d in shape)
-        self.dtype = np.dtype(dtype)
+        self.dtype = dtypes.as_dtype(dtype)
 
     @property
     def ndim(self) -> int:

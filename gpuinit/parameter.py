@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import streams
+from . import dtypes, streams
 from .backend import array_module_of, to_numpy
 from .device import Device, as_device
 from .errors import (DeferredInitializationError, GpuInitError, ShapeError,
@@ -77,7 +77,7 @@ class Parameter:
             raise GpuInitError(f"parameter {name!r}: role must be one of {ROLES}, got {role!r}")
         self.name = name
         self._shape = normalize_shape(shape)
-        self.dtype = np.dtype(dtype)
+        self.dtype = dtypes.as_dtype(dtype)
         self.init = init
         self.role = role
         self.grad_req = grad_req

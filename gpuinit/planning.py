@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from . import dtypes
 from .device import as_device
 from .init import InitDesc, Uniform, fans
 from .meta import MetaArray
@@ -149,7 +150,7 @@ def plan(net, *inputs, device=None, dtype=None, input_dtype="float32") -> Plan:
     result = Plan(device=str(device), output_shape=tuple(out.shape) if hasattr(out, "shape") else None)
     by_param = {}
     for name, p in params.items():
-        pdtype = np.dtype(dtype) if dtype is not None else p.dtype
+        pdtype = dtypes.as_dtype(dtype) if dtype is not None else p.dtype
         nbytes = p.size * pdtype.itemsize
         initializer, own = p.chosen_initializer(p._request.initializer if p._request else Uniform())
         desc = InitDesc(name, role=p.role, path=params.path_of(name), shape=p.shape, dtype=pdtype, own=own)

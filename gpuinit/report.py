@@ -197,7 +197,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="gpuinit-report", description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=models.DEFAULT_MODEL, choices=sorted(models.MODELS))
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: first usable GPU, else CPU)")
-    parser.add_argument("--dtype", default="float32", choices=["float16", "float32", "float64"])
+    parser.add_argument("--dtype", default="float32", choices=["float16", "bfloat16", "float32", "float64"])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--input-shape", type=lambda s: tuple(int(v) for v in s.split(",")), default=None,
                         help="example input shape, comma-separated (e.g. 1,128)")

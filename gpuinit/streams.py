@@ -21,14 +21,14 @@ Element ``i`` of a parameter (``i`` in row-major order), drawn at word offset ``
 parameter's own initializer; later draws of a custom initializer start at the next multiple of 4):
 
 uniform(low, high)
-    float32 and float16: ``u = (u32[2*o + i] >> 8) * 2**-24`` (exact in float32), then
+    float32, float16 and bfloat16: ``u = (u32[2*o + i] >> 8) * 2**-24`` (exact in float32), then
     ``x = f32(low) + f32(f32(high - low) * u)`` with each operation rounded to float32 (no fused
-    multiply-add); float16 rounds that float32 to nearest-even. So unit-uniform float32 values equal
+    multiply-add); float16 and bfloat16 round that float32 to nearest-even. So unit-uniform float32 values equal
     ``numpy.random.Generator(numpy.random.Philox(key=rng_key)).random(n, dtype=numpy.float32)`` bit for
     bit. float64: ``u = (w[o + i] >> 11) * 2**-53``, then ``x = low + (high - low) * u`` in float64.
 normal(mean, std)
-    Box–Muller over pairs, no rejection, in a *compute type*: float32 for float16 and float32
-    outputs, float64 for float64 outputs, every operation rounded to it (no fused multiply-add).
+    Box–Muller over pairs, no rejection, in a *compute type*: float32 for float16, bfloat16 and
+    float32 outputs, float64 for float64 outputs, every operation rounded to it (no fused multiply-add).
     float32: pair ``m = i // 2`` takes one word ``w = w[o + m]``: ``u1 = f32(lo32(w) + 1) * 2**-32``
     in (0, 1] (the sum exact, rounded once) and the 24-bit angle ``k = hi32(w) >> 8``. float64: pair
     ``m`` takes ``a = w[o + 2m]`` and ``b = w[o + 2m + 1]``: ``u1 = ((a >> 11) + 1) * 2**-53`` and the
@@ -41,7 +41,8 @@ truncated_normal(mean, std, a, b)  (``a``, ``b`` in units of ``std``)
     2**-52`` in (0, 1), ``p = Phi(a) + u * (Phi(b) - Phi(a))`` with ``Phi(a)``, ``Phi(b)`` computed once
     in float64 from ``erfc``, ``z = ndtri(p)`` by Wichura's AS241 (PPND16) rational approximation
     evaluated in Horner form, its ``log`` that of :mod:`gpuinit.transforms`, clamped to ``[a, b]``;
-    ``x = mean + std * z`` in float64, rounded once to the output type.
+    ``x = mean + std * z`` in float64, rounded once to the output type (bfloat16: to float32,
+    then to bfloat16, as for constants).
 constant(value)
     ``value`` converted to the output type; no words.
 
@@ -67,11 +68,10 @@ from functools import lru_cache
 
 import numpy as np
 
-from . import transforms
+from . import dtypes, transforms
 from .errors import GpuInitError, InitializerError
 
 FAMILIES = ("constant", "uniform", "normal", "truncated_normal")
-FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 
 # Elements per chunk when filling on the CPU: each worker's temporaries stay near 1 MiB for a
 # uniform float32 fill and 6 MiB for a normal one, so a fill's memory beyond its output stays far
@@ -219,7 +219,7 @@ def generate(out: np.ndarray, fill: Fill, key, start: int = 0, offset: int = 0, 
     """Write elements ``[start, start + out.size)`` of ``fill`` on stream ``key`` into ``out``.
 
     Args:
-        out: a 1-D contiguous NumPy array of float16, float32 or float64; written in place.
+        out: a 1-D contiguous NumPy array of float16, bfloat16, float32 or float64; written in place.
         fill: the distribution.
         key: the stream's key, two 64-bit words.
         start: index of the first element to produce.
@@ -230,10 +230,10 @@ def generate(out: np.ndarray, fill: Fill, key, start: int = 0, offset: int = 0, 
     n = out.size
     dtype = out.dtype
     if fill.family == "constant":
-        out[...] = fill.a
+        dtypes.assign(out, fill.a)
         return
-    if dtype not in FLOAT_DTYPES:
-        raise InitializerError(f"random fills need a float16, float32 or float64 array, got {dtype}")
+    if dtype not in dtypes.float_dtypes():
+        raise InitializerError(f"random fills need a float16, bfloat16, float32 or float64 array, got {dtype}")
     if n == 0:
         return
     if fill.family == "uniform":
@@ -283,7 +283,7 @@ def generate(out: np.ndarray, fill: Fill, key, start: int = 0, offset: int = 0, 
     np.clip(z, fill.lo, fill.hi, out=z)
     z *= fill.b
     z += fill.a
-    out[...] = z
+    dtypes.assign(out, z)
 
 
 # --- the chunked, threaded CPU driver ---------------------------------------------------------
@@ -324,7 +324,7 @@ def fill_many(jobs, progress=None) -> None:
     for out, fill, key, offset in jobs:
         flat = out.reshape(-1)
         if fill.family == "constant":
-            flat[...] = fill.a
+            dtypes.assign(flat, fill.a)
             continue
         for s in range(0, flat.size, CHUNK_ELEMENTS):
             e = min(flat.size, s + CHUNK_ELEMENTS)

@@ -160,3 +160,48 @@ def test_every_builtin_runs_end_to_end(device):
         net = nn.Dense(8, in_units=6)
         net.initialize(init=initializer, device=device, seed=0)
         assert net.weight.data().shape == (8, 6)
+
+
+# --- bfloat16 ------------------------------------------------------------------------------------
+
+def test_bfloat16_weights_are_the_float32_weights_rounded():
+    """The contract: a bfloat16 fill is the float32 fill rounded to nearest-even (ml_dtypes' rounding)."""
+    pytest.importorskip("ml_dtypes")
+    from gpuinit import dtypes
+    for initializer in (init.Xavier(), init.Normal(0.02), init.TruncatedNormal(sigma=0.3), init.Constant(0.1)):
+        nets = {}
+        for dtype in ("float32", "bfloat16"):
+            nets[dtype] = nn.Dense(64, in_units=48, dtype=dtype)
+            nets[dtype].initialize(init=initializer, device="cpu", seed=5)
+        w16 = nets["bfloat16"].weight.data()
+        assert w16.dtype == dtypes.bfloat16()
+        # (the truncated normal is computed in float64: its float32 weights are that value rounded,
+        # and bfloat16 rounds through float32 too)
+        expected = nets["float32"].weight.data().astype(dtypes.bfloat16())
+        assert np.array_equal(w16.view(np.uint16), expected.view(np.uint16)), initializer
+
+
+def test_bfloat16_models_plan_half_the_bytes_and_run():
+    pytest.importorskip("ml_dtypes")
+    import gpuinit
+    from gpuinit import models
+    sizes = {d: gpuinit.plan(models.get("mlp", dtype=d), (2, 20), device="cpu").total_bytes
+             for d in ("float32", "bfloat16")}
+    assert sizes["bfloat16"] * 2 - sizes["float32"] < 4 * 256  # halves, up to alignment padding
+    net = models.get("mlp", dtype="bfloat16")
+    net.initialize(device="cpu", seed=0)
+    assert np.isfinite(np.asarray(net(np.ones((2, 20), np.float32)), np.float32)).all()
+
+
+def test_bfloat16_without_ml_dtypes_says_how_to_get_it():
+    import subprocess
+    import sys
+    code = ("import sys; sys.modules['ml_dtypes'] = None\n"
+            "import gpuinit\n"
+            "try:\n"
+            "    gpuinit.nn.Dense(3, dtype='bfloat16')\n"
+            "except gpuinit.GpuInitError as exc:\n"
+            "    print(exc)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         cwd=str(__import__("pathlib").Path(__file__).resolve().parents[1]))
+    assert "ml_dtypes" in out.stdout and "gpuinit[bf16]" in out.stdout, out.stdout + out.stderr

@@ -12,11 +12,12 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from gpuinit import streams
+from gpuinit import dtypes, streams
 from gpuinit.streams import Fill
 
 KERNELS = pathlib.Path(streams.__file__).resolve().parent / "kernels"
 u64 = ctypes.c_uint64
+ALL_DTYPES = list(dtypes.float_dtypes())  # bfloat16 too where ml_dtypes is installed
 FAMILY = {"constant": 0, "uniform": 1, "normal": 2, "truncated_normal": 3}
 
 
@@ -40,11 +41,16 @@ def host(tmp_path_factory):
     return so
 
 
+def code(dtype):
+    """How host.cpp names an output type: its itemsize, but 3 for bfloat16."""
+    return 3 if dtypes.is_bfloat16(dtype) else np.dtype(dtype).itemsize
+
+
 def host_fill(so, fill, key, n, dtype, offset=0, start=0):
     """Elements [start, start + n), computed group by group by the kernels' own fill_group."""
     out = np.empty(n, dtype)
     pa, pb = fill.cdf_bounds() if fill.family == "truncated_normal" else (0.0, 0.0)
-    so.gi_fill(FAMILY[fill.family], out.dtype.itemsize, key[0], key[1], offset, start, n, fill.a, fill.b,
+    so.gi_fill(FAMILY[fill.family], code(out.dtype), key[0], key[1], offset, start, n, fill.a, fill.b,
                fill.lo, fill.hi, pa, pb, out.ctypes.data)
     return out
 
@@ -70,7 +76,7 @@ def test_philox_words_equal_numpy(host, key, low, high, first, count):
 
 
 @settings(max_examples=80)
-@given(key=keys, dtype=st.sampled_from([np.float16, np.float32, np.float64]), n=st.integers(1, 300),
+@given(key=keys, dtype=st.sampled_from(ALL_DTYPES), n=st.integers(1, 300),
        start=st.integers(0, 10**6), offset=st.sampled_from([0, 4, 1000]), low=st.floats(-3, 3),
        width=st.floats(1e-3, 10))
 def test_uniform_is_bit_identical_for_any_element_range(host, key, dtype, n, start, offset, low, width):
@@ -81,7 +87,7 @@ def test_uniform_is_bit_identical_for_any_element_range(host, key, dtype, n, sta
 
 @settings(max_examples=40)
 @given(key=keys, fill=st.sampled_from([Fill.normal(0.3, 1.2), Fill.truncated_normal(0, 1, -1, 2)]),
-       dtype=st.sampled_from([np.float16, np.float32, np.float64]), n=st.integers(1, 100),
+       dtype=st.sampled_from(ALL_DTYPES), n=st.integers(1, 100),
        start=st.integers(0, 10**6))
 def test_normal_ranges_equal_slices_of_the_whole(host, key, fill, dtype, n, start):
     """Shards computed by the kernels' code agree with the same elements of one whole fill."""
@@ -90,20 +96,20 @@ def test_normal_ranges_equal_slices_of_the_whole(host, key, fill, dtype, n, star
 
 
 @settings(max_examples=30)
-@given(key=keys, dtype=st.sampled_from([np.float16, np.float32, np.float64]), n=st.integers(1, 70),
+@given(key=keys, dtype=st.sampled_from(ALL_DTYPES), n=st.integers(1, 70),
        value=st.floats(-1e3, 1e3))
 def test_every_length_and_tail_group(host, key, dtype, n, value):
     """Lengths that end inside a Philox block write exactly n elements and nothing past them."""
     fill = Fill.normal(value, 2.0)
     out = np.full(n + 9, 7.0, dtype)
     pa = pb = 0.0
-    host.gi_fill(2, out.dtype.itemsize, key[0], key[1], 0, 0, n, fill.a, fill.b, fill.lo, fill.hi, pa, pb,
+    host.gi_fill(2, code(out.dtype), key[0], key[1], 0, 0, n, fill.a, fill.b, fill.lo, fill.hi, pa, pb,
                  out.ctypes.data)
     assert np.all(out[n:] == 7.0)
     assert np.array_equal(np.isfinite(out[:n]), np.ones(n, bool))
 
 
-@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("dtype", ALL_DTYPES)
 @pytest.mark.parametrize("fill", [Fill.normal(0.0, 1.0), Fill.normal(0.5, 0.02),
                                   Fill.truncated_normal(0.0, 1.0, -2.0, 2.0),
                                   Fill.truncated_normal(1.0, 0.3, -0.5, 3.0),
@@ -145,7 +151,7 @@ def test_log_and_sincos_are_the_same_functions(host):
         assert np.array_equal(got[:, 1].view(prec.uint), sin_t.view(prec.uint))
 
 
-@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("dtype", ALL_DTYPES)
 def test_constants_are_the_value_converted(host, dtype):
     for value in (0.0, -0.0, 1.0, 0.1, -2.5e-8, 1e-300, 70000.0, 3.0e38):
         with np.errstate(over="ignore"):
@@ -175,7 +181,7 @@ def test_store_launch_tables_fill_an_arena_as_the_cpu_does(host):
     assert {(d.name, f) for d, f, *_ in launches} >= {("float16", "uniform"), ("float32", "constant"),
                                                      ("float64", "truncated_normal"), ("float32", "normal")}
     for dtype, family, table, total, _ in launches:
-        host.gi_run_table(FAMILY[family], dtype.itemsize, table.ctypes.data, len(table), total)
+        host.gi_run_table(FAMILY[family], code(dtype), table.ctypes.data, len(table), total)
     for slot in slots:
         got = store._view(arena, slot)
         want = expected[slot.param.name]
@@ -241,7 +247,7 @@ def test_job_table_rejects_what_the_kernels_cannot_take():
         kernels.build_table([(np.empty((4, 4), np.float32)[:, ::2], fill, (1, 2), 0)], np.float32, "uniform")
     with pytest.raises(GpuInitError, match="multiples of 4"):
         kernels.build_table([(np.empty(4, np.float32), fill, (1, 2), 2)], np.float32, "uniform")
-    with pytest.raises(GpuInitError, match="float16, float32 and float64"):
+    with pytest.raises(GpuInitError, match="GPU fills support float16, float32, float64"):
         kernels.build_table([(np.empty(4, np.int32), fill, (1, 2), 0)], np.int32, "uniform")
 
 

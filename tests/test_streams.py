@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from gpuinit import streams
+from gpuinit import dtypes, streams
 from gpuinit.streams import Fill
 
 keys = st.tuples(st.integers(0, 2**64 - 1), st.integers(0, 2**64 - 1))
-DTYPES = [np.float16, np.float32, np.float64]
+DTYPES = list(dtypes.float_dtypes())  # bfloat16 too where ml_dtypes is installed
 FILLS = [Fill.uniform(-0.5, 2.0), Fill.normal(0.3, 1.7), Fill.truncated_normal(0.1, 0.5, -1.5, 2.5),
          Fill.constant(0.25)]
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import dtypes
 from ..errors import InitializerError
 from ..streams import Fill, active_or_new_stream
 
@@ -45,7 +46,7 @@ class InitDesc(str):
         self.role = role
         self.path = path if path is not None else str(name)
         self.shape = tuple(shape)
-        self.dtype = np.dtype(dtype)
+        self.dtype = dtypes.as_dtype(dtype)
         self.own = own
         return self
 
@@ -188,7 +189,7 @@ def fill_in_place(arr, fill: Fill) -> None:
     """Fill ``arr`` (NumPy or CuPy) from the active stream, advancing it."""
     stream = active_or_new_stream("fill")
     if fill.family == "constant":
-        arr[...] = fill.a
+        dtypes.assign(arr, fill.a)
         return
     from ..backend import array_module_of
     arr[...] = stream.draw(fill, arr.shape, arr.dtype, array_module_of(arr))

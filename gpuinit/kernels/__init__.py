@@ -23,14 +23,19 @@ import threading
 
 import numpy as np
 
+from ..dtypes import bfloat16
 from ..errors import GpuInitError
 
 KERNEL_DIR = pathlib.Path(__file__).resolve().parent
 OPTIONS = ("--std=c++17", "--fmad=false")
 FAMILIES = {"constant": 0, "uniform": 1, "normal": 2, "truncated_normal": 3}
-# Output dtypes and the C type the kernels store them as (float16 as its bits).
+# The C types the kernels store outputs as (float16 and bfloat16 as their bits), and the NumPy
+# dtype of each (bfloat16 where ml_dtypes provides it).
+C_TYPES = ("unsigned short", "gpuinit::bf16", "float", "double")
 CTYPES = {np.dtype(np.float16): "unsigned short", np.dtype(np.float32): "float",
           np.dtype(np.float64): "double"}
+if bfloat16() is not None:
+    CTYPES[bfloat16()] = "gpuinit::bf16"
 THREADS_PER_BLOCK = 256
 
 # struct FillJob in init_kernels.cu: four u64, then FillParams (three u64, six f64): 104 bytes.
@@ -45,7 +50,7 @@ def name_expression(dtype, family: str) -> str:
     return f"gpuinit::init_fill<{CTYPES[np.dtype(dtype)]}, {FAMILIES[family]}>"
 
 
-NAME_EXPRESSIONS = tuple(name_expression(d, f) for d in CTYPES for f in FAMILIES)
+NAME_EXPRESSIONS = tuple(f"gpuinit::init_fill<{c}, {FAMILIES[f]}>" for c in C_TYPES for f in FAMILIES)
 
 
 @functools.lru_cache(maxsize=None)
@@ -85,7 +90,7 @@ def table_from_columns(dtype, family: str, out_ptr, count, keys, fills, fill_ind
     """
     dtype = np.dtype(dtype)
     if dtype not in CTYPES:
-        raise GpuInitError(f"GPU fills support float16, float32 and float64, not {dtype}")
+        raise GpuInitError(f"GPU fills support {', '.join(d.name for d in CTYPES)}, not {dtype}")
     count = np.asarray(count, np.uint64)
     n = count.size
     begin = np.zeros(n, np.uint64) if begin is None else np.asarray(begin, np.uint64)
@@ -124,7 +129,7 @@ def build_table(jobs, dtype, family: str) -> tuple[np.ndarray, int]:
     """
     dtype = np.dtype(dtype)
     if dtype not in CTYPES:
-        raise GpuInitError(f"GPU fills support float16, float32 and float64, not {dtype}")
+        raise GpuInitError(f"GPU fills support {', '.join(d.name for d in CTYPES)}, not {dtype}")
     for out, *_ in jobs:
         if out.dtype != dtype or not out.flags.c_contiguous:
             raise GpuInitError(f"GPU fill needs C-contiguous {dtype} arrays, got {out.dtype} with "

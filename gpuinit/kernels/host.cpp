@@ -32,10 +32,11 @@ static void run_family(int family, const FillJob* jobs, int njobs, u64 total_gro
 extern "C" {
 
 // A fused launch's table run on the host, group by group as the kernel's threads run it: the
-// table's out_ptr are then host addresses.
+// table's out_ptr are then host addresses. itemsize as for gi_fill.
 void gi_run_table(int family, int itemsize, const void* table, int njobs, u64 total_groups) {
     const FillJob* jobs = static_cast<const FillJob*>(table);
     if (itemsize == 2) run_family<unsigned short>(family, jobs, njobs, total_groups);
+    else if (itemsize == 3) run_family<bf16>(family, jobs, njobs, total_groups);
     else if (itemsize == 4) run_family<float>(family, jobs, njobs, total_groups);
     else run_family<double>(family, jobs, njobs, total_groups);
 }
@@ -45,13 +46,14 @@ void gi_raw_words(u64 k0, u64 k1, const u64* counter, u64 first, u64 count, u64*
     for (u64 j = 0; j < count; ++j) out[j] = stream_word(k0, k1, c, first + j);
 }
 
-// Elements [start, start + count) of a fill into an array of itemsize 2 (float16 bits), 4 or 8,
-// group by group, as the kernels do.
+// Elements [start, start + count) of a fill into an array of float16 (itemsize 2), bfloat16
+// (passed as 3), float32 (4) or float64 (8), group by group, as the kernels do.
 void gi_fill(int family, int itemsize, u64 k0, u64 k1, u64 word_offset, u64 start, u64 count, double a,
              double b, double lo, double hi, double pa, double pb, void* out) {
     if (count == 0) return;
     FillParams p = {k0, k1, word_offset, a, b, lo, hi, pa, pb};
     if (itemsize == 2) fill_family<unsigned short>(family, p, start, count, out);
+    else if (itemsize == 3) fill_family<bf16>(family, p, start, count, out);
     else if (itemsize == 4) fill_family<float>(family, p, start, count, out);
     else fill_family<double>(family, p, start, count, out);
 }

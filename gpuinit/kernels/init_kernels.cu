@@ -11,7 +11,7 @@
 
 namespace gpuinit {
 
-// T is float, double, or unsigned short (float16 bits).
+// T is float, double, unsigned short (float16 bits) or bf16 (bfloat16 bits).
 template <typename T, int FAMILY>
 __global__ void init_fill(const FillJob* jobs, int njobs, u64 total_groups) {
     for (u64 g = (u64)blockIdx.x * blockDim.x + threadIdx.x; g < total_groups;
@@ -36,3 +36,7 @@ template __global__ void gpuinit::init_fill<unsigned short, 0>(const gpuinit::Fi
 template __global__ void gpuinit::init_fill<unsigned short, 1>(const gpuinit::FillJob*, int, gpuinit::u64);
 template __global__ void gpuinit::init_fill<unsigned short, 2>(const gpuinit::FillJob*, int, gpuinit::u64);
 template __global__ void gpuinit::init_fill<unsigned short, 3>(const gpuinit::FillJob*, int, gpuinit::u64);
+template __global__ void gpuinit::init_fill<gpuinit::bf16, 0>(const gpuinit::FillJob*, int, gpuinit::u64);
+template __global__ void gpuinit::init_fill<gpuinit::bf16, 1>(const gpuinit::FillJob*, int, gpuinit::u64);
+template __global__ void gpuinit::init_fill<gpuinit::bf16, 2>(const gpuinit::FillJob*, int, gpuinit::u64);
+template __global__ void gpuinit::init_fill<gpuinit::bf16, 3>(const gpuinit::FillJob*, int, gpuinit::u64);

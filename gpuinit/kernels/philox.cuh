@@ -136,12 +136,25 @@ GI_HD unsigned short half_from_double(double d) {
     return sign | (unsigned short)(bits > 0x7C00 ? 0x7C00 : bits);
 }
 
+// bfloat16 storage: its bits, in a type of its own so that the kernels' templates tell it from
+// float16's unsigned short.
+struct bf16 { unsigned short bits; };
+
+// bfloat16 bits of f, rounded to nearest-even (as ml_dtypes rounds); NaN stays a quiet NaN.
+GI_HD unsigned short bf16_from_float(float f) {
+    const u32 b = to_bits(f);
+    if ((b & 0x7FFFFFFFu) > 0x7F800000u) return (unsigned short)((b >> 16) | 0x0040u);
+    return (unsigned short)((b + 0x7FFFu + ((b >> 16) & 1u)) >> 16);
+}
+
 GI_HD void put32(float* p, float v) { *p = v; }
 GI_HD void put32(double* p, float v) { *p = (double)v; }
 GI_HD void put32(unsigned short* p, float v) { *p = half_from_double((double)v); }
 GI_HD void put64(float* p, double v) { *p = (float)v; }
 GI_HD void put64(double* p, double v) { *p = v; }
 GI_HD void put64(unsigned short* p, double v) { *p = half_from_double(v); }
+GI_HD void put32(bf16* p, float v) { p->bits = bf16_from_float(v); }
+GI_HD void put64(bf16* p, double v) { p->bits = bf16_from_float((float)v); }  // via float32, as ml_dtypes
 
 // --- transforms: gpuinit/transforms.py, operation for operation --------------------------------
 
@@ -388,6 +401,7 @@ template <typename T, int FAMILY> GI_HD void group_values(const FillParams& p, c
 GI_HD u32 word32(const float* v, int i) { return to_bits(v[i]); }
 GI_HD u32 word32(const double* v, int i) { return (u32)(to_bits(v[i >> 1]) >> (32 * (i & 1))); }
 GI_HD u32 word32(const unsigned short* v, int i) { return (u32)v[2 * i] | ((u32)v[2 * i + 1] << 16); }
+GI_HD u32 word32(const bf16* v, int i) { return (u32)v[2 * i].bits | ((u32)v[2 * i + 1].bits << 16); }
 
 #if defined(__CUDA_ARCH__)
 // One 16-byte (8-byte) store. Inline PTX: left to itself the compiler splits some of these vector

@@ -1,0 +1,65 @@
+"""The dtypes a parameter can have: float16, float32, float64, and bfloat16 where it can be held.
+
+NumPy has no bfloat16; ``ml_dtypes`` (JAX's NumPy dtypes, which CuPy 14 also uses for its
+bfloat16 arrays) provides it. It is optional: ``pip install gpuinit[bf16]``. A bfloat16 parameter
+is filled like a float16 one: the fill is computed in float32 and rounded once, to nearest-even,
+to bfloat16 (values computed in float64, the truncated normal's and constants, are rounded to
+float32 first, as ``ml_dtypes`` converts them).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from .errors import GpuInitError
+
+BASE_FLOATS = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+
+
+@lru_cache(maxsize=None)
+def bfloat16() -> np.dtype | None:
+    """``ml_dtypes``' bfloat16 dtype, or None where ``ml_dtypes`` is not installed."""
+    try:
+        import ml_dtypes
+    except ImportError:
+        return None
+    return np.dtype(ml_dtypes.bfloat16)
+
+
+def is_bfloat16(dtype) -> bool:
+    bf16 = bfloat16()
+    return bf16 is not None and np.dtype(dtype) == bf16
+
+
+def float_dtypes() -> tuple:
+    """The dtypes random fills can produce here."""
+    bf16 = bfloat16()
+    return BASE_FLOATS + ((bf16,) if bf16 is not None else ())
+
+
+def as_dtype(value) -> np.dtype:
+    """``value`` (a name, NumPy type or dtype) as a NumPy dtype; ``'bfloat16'`` through ``ml_dtypes``.
+
+    Raises:
+        GpuInitError: ``'bfloat16'`` without ``ml_dtypes`` installed, or not a dtype at all.
+    """
+    if isinstance(value, str) and value.lower() in ("bfloat16", "bf16"):
+        bf16 = bfloat16()
+        if bf16 is None:
+            raise GpuInitError("dtype 'bfloat16' needs the ml_dtypes package (NumPy has no bfloat16): "
+                               "pip install 'gpuinit[bf16]' or pip install ml_dtypes")
+        return bf16
+    try:
+        return np.dtype(value)
+    except TypeError as exc:
+        raise GpuInitError(f"{value!r} is not a dtype: {exc}") from None
+
+
+def assign(out, values) -> None:
+    """``out[...] = values``, rounding to bfloat16 through float32 (the contract's one rounding
+    rule for bfloat16, whatever ``values``' precision)."""
+    if is_bfloat16(out.dtype) and np.asarray(values).dtype != np.float32:
+        values = np.asarray(values, np.float32)
+    out[...] = values

@@ -29,8 +29,13 @@ def bfloat16() -> np.dtype | None:
 
 
 def is_bfloat16(dtype) -> bool:
-    bf16 = bfloat16()
-    return bf16 is not None and np.dtype(dtype) == bf16
+    dtype = np.dtype(dtype)
+    return dtype.name == "bfloat16" and dtype == bfloat16()  # by name first: no import for others
+
+
+def is_float(dtype) -> bool:
+    """Whether parameters of ``dtype`` can be filled (a float type gpuinit knows)."""
+    return np.dtype(dtype) in BASE_FLOATS or is_bfloat16(dtype)
 
 
 def float_dtypes() -> tuple:

@@ -22,7 +22,7 @@ from .device import Device, as_device
 from .errors import (DeferredInitializationError, GpuInitError, ShapeError,
                      UninitializedParameterError)
 from .init import ROLES, Uniform, create
-from .store import ArenaSlice, materialize
+from .store import ArenaSlice, gc_paused, materialize
 
 # One lock serializes every materialization and shape completion, so several threads calling the
 # first forward at once initialize exactly once.
@@ -281,7 +281,7 @@ class ParameterDict:
         default = create(init) if init is not None else Uniform()
         device = as_device(device)
         seed_value = streams.check_seed(seed) if seed is not None else None
-        with materialize_lock:
+        with materialize_lock, gc_paused():
             unique = list({id(p): (name, p) for name, p in self.items()}.values())
             skipped = [p for _, p in unique if not force_reinit and (p.initialized or p.deferred)]
             todo = [(name, p) for name, p in unique if force_reinit or not (p.initialized or p.deferred)]

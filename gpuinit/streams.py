@@ -232,7 +232,7 @@ def generate(out: np.ndarray, fill: Fill, key, start: int = 0, offset: int = 0, 
     if fill.family == "constant":
         dtypes.assign(out, fill.a)
         return
-    if dtype not in dtypes.float_dtypes():
+    if not dtypes.is_float(dtype):
         raise InitializerError(f"random fills need a float16, bfloat16, float32 or float64 array, got {dtype}")
     if n == 0:
         return

@@ -216,7 +216,7 @@ def box_muller(words: np.ndarray, prec: Precision, tmp: Scratch | None = None) -
         pairs = words.size
         lo32 = tmp("bm.lo32", pairs, np.uint32)
         np.copyto(lo32, words, casting="unsafe")  # keeps the low half
-        lo = tmp("bm.lo", pairs, np.float64)
+        lo = tmp("bm.z", 2 * pairs, np.float32).view(np.float64)  # z's memory, free until the end
         np.copyto(lo, lo32)
         lo += 1.0
         u1 = tmp("bm.u1", pairs, np.float32)

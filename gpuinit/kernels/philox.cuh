@@ -70,45 +70,25 @@ GI_HD u64 stream_word(u64 k0, u64 k1, const Words4& c, u64 j) {
 
 // --- bit moves ------------------------------------------------------------------------------
 
-GI_HD u64 to_bits(double d) {
+// The bits of a value read as another type of the same size; both forms compile to a move.
+// (NVRTC has no memcpy builtin; CUDA defines reading a union's other member.)
+template <typename To, typename From> GI_HD To bit_cast(From x) {
+    static_assert(sizeof(To) == sizeof(From), "bit_cast between types of different sizes");
 #if defined(__CUDA_ARCH__)
-    return (u64)__double_as_longlong(d);
+    union { From from; To to; } u;
+    u.from = x;
+    return u.to;
 #else
-    u64 b;
-    __builtin_memcpy(&b, &d, sizeof b);
-    return b;
+    To y;
+    __builtin_memcpy(&y, &x, sizeof y);
+    return y;
 #endif
 }
 
-GI_HD u32 to_bits(float f) {
-#if defined(__CUDA_ARCH__)
-    return __float_as_uint(f);
-#else
-    u32 b;
-    __builtin_memcpy(&b, &f, sizeof b);
-    return b;
-#endif
-}
-
-GI_HD double from_bits(u64 b) {
-#if defined(__CUDA_ARCH__)
-    return __longlong_as_double((long long)b);
-#else
-    double d;
-    __builtin_memcpy(&d, &b, sizeof d);
-    return d;
-#endif
-}
-
-GI_HD float from_bits(u32 b) {
-#if defined(__CUDA_ARCH__)
-    return __uint_as_float(b);
-#else
-    float f;
-    __builtin_memcpy(&f, &b, sizeof f);
-    return f;
-#endif
-}
+GI_HD u64 to_bits(double d) { return bit_cast<u64>(d); }
+GI_HD u32 to_bits(float f) { return bit_cast<u32>(f); }
+GI_HD double from_bits(u64 b) { return bit_cast<double>(b); }
+GI_HD float from_bits(u32 b) { return bit_cast<float>(b); }
 
 // --- output conversion ----------------------------------------------------------------------
 

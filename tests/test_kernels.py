@@ -225,7 +225,7 @@ from gpuinit.errors import GpuInitError  # noqa: E402
 
 
 def test_job_table_layout_matches_the_struct():
-    assert kernels.JOB_DTYPE.itemsize == 104  # 7 x u64 + 6 x f64, no padding, as in init_kernels.cu
+    assert kernels.JOB_DTYPE.itemsize == 104  # 7 x u64 + 6 x f64, no padding, as in philox.cuh
     a, b = np.empty((3, 5), np.float32), np.empty(17, np.float32)
     fill = Fill.truncated_normal(0.1, 0.2, -1.0, 2.0)
     table, groups = kernels.build_table([(a, fill, (1, 2), 0), (b, fill, (3, 4), 8, 6)], np.float32,

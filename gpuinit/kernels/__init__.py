@@ -3,11 +3,12 @@
 Sources, beside this file:
 
 - ``philox.cuh``: Philox4x64-10, the 256-bit counter, the transforms of ``gpuinit.streams`` (with
-  ``gpuinit.transforms``'s log, sine and cosine, operation for operation) and float16 rounding,
-  written once for host and device (``host.cpp`` builds it for the host, so the
-  tests check the GPU's arithmetic against NumPy on machines with no GPU);
+  ``gpuinit.transforms``'s log, sine and cosine, operation for operation), float16 and bfloat16
+  rounding, the job table and what one thread does with its group, written once for host and
+  device (``host.cpp`` builds it for the host, so the tests check the GPU's arithmetic, and the
+  store's launch tables, against NumPy on machines with no GPU);
 - ``init_kernels.cu``: ``init_fill<T, FAMILY>``, one fused launch per distribution family and
-  output type over a table of jobs.
+  output type over a table of jobs (:func:`table_from_columns`, :func:`launch`).
 
 The source text is compiled by CuPy's ``RawModule`` (NVRTC) on first use on each device, never at
 import, with ``--fmad=false`` so that every operation rounds as NumPy's do, and cached per device.
@@ -38,7 +39,7 @@ if bfloat16() is not None:
     CTYPES[bfloat16()] = "gpuinit::bf16"
 THREADS_PER_BLOCK = 256
 
-# struct FillJob in init_kernels.cu: four u64, then FillParams (three u64, six f64): 104 bytes.
+# struct FillJob in philox.cuh: four u64, then FillParams (three u64, six f64): 104 bytes.
 JOB_DTYPE = np.dtype([("out_ptr", "<u8"), ("first_group", "<u8"), ("begin", "<u8"), ("count", "<u8"),
                       ("k0", "<u8"), ("k1", "<u8"), ("word_offset", "<u8"),
                       ("a", "<f8"), ("b", "<f8"), ("lo", "<f8"), ("hi", "<f8"),

@@ -218,6 +218,26 @@ def test_kernels_compile_to_ptx(tmp_path, arch):
         assert ".entry" in out.read_text()
 
 
+def test_kernels_keep_groups_in_registers_and_store_them_wide(tmp_path):
+    """ptxas's own report: no kernel spills or uses a stack frame (a group's values stay in
+    registers), and every kernel has the 16-byte (or, for 8-byte groups, 8-byte) store."""
+    nvcc = shutil.which("nvcc")
+    if nvcc is None:
+        pytest.skip("nvcc is not installed")
+    source = KERNELS / "init_kernels.cu"
+    out = subprocess.run([nvcc, "-cubin", "-arch=sm_90", "-std=c++17", "--fmad=false", "-Xptxas", "-v",
+                          "-o", str(tmp_path / "k.cubin"), str(source)], check=True, capture_output=True,
+                         text=True)
+    frames = [line for line in out.stderr.splitlines() if "stack frame" in line]
+    assert len(frames) == len(kernels.NAME_EXPRESSIONS) and all(line.strip().startswith("0 bytes stack frame, 0 bytes spill stores, "
+                                                             "0 bytes spill loads") for line in frames), frames
+    ptx = tmp_path / "k.ptx"
+    subprocess.run([nvcc, "-ptx", "-arch=sm_90", "-std=c++17", "--fmad=false", "-o", str(ptx), str(source)],
+                   check=True, capture_output=True)
+    for entry in ptx.read_text().split(".entry")[1:]:
+        assert "st.v4.b32" in entry or "st.v2.b32" in entry, entry[:80]
+
+
 # --- the Python side of the kernels: table, source, packaging ---------------------------------
 
 from gpuinit import kernels  # noqa: E402

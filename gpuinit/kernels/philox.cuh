@@ -35,6 +35,7 @@ GI_HD u64 mulhilo(u64 a, u64 b, u64* hi) {
 GI_HD Words4 philox4x64_10(Words4 ctr, u64 k0, u64 k1) {
     const u64 M0 = 0xD2E7470EE14C6C93ULL, M1 = 0xCA5A826395121157ULL;
     const u64 W0 = 0x9E3779B97F4A7C15ULL, W1 = 0xBB67AE8584CAA73BULL;
+    GI_UNROLL
     for (int round = 0; round < 10; ++round) {
         if (round) { k0 += W0; k1 += W1; }
         u64 hi0, hi1;

@@ -158,11 +158,10 @@ def _allocate(device, nbytes: int):
 
 
 def _owner(arena):
-    """The object whose lifetime is the arena memory's: NumPy's base array, CuPy's memory block."""
-    if arena.base is not None and isinstance(arena, np.ndarray):
-        return arena.base
-    data = getattr(arena, "data", None)
-    return getattr(data, "mem", arena)
+    """The object whose lifetime is the arena memory's: the array every view of the arena keeps
+    as its ``base`` (NumPy and CuPy alike). Not CuPy's memory block: a ``PooledMemory`` cannot be
+    weakly referenced."""
+    return arena.base if arena.base is not None else arena
 
 
 class ArenaSlice:

@@ -30,9 +30,9 @@ from ..errors import GpuInitError
 KERNEL_DIR = pathlib.Path(__file__).resolve().parent
 OPTIONS = ("--std=c++17", "--fmad=false")
 FAMILIES = {"constant": 0, "uniform": 1, "normal": 2, "truncated_normal": 3}
-# The C types the kernels store outputs as (float16 and bfloat16 as their bits), and the NumPy
-# dtype of each (bfloat16 where ml_dtypes provides it).
-C_TYPES = ("unsigned short", "gpuinit::bf16", "float", "double")
+# The C types the kernels store outputs as (float16 and bfloat16 as their bits): every kernel is
+# compiled for each; CTYPES maps the NumPy dtypes present here (bfloat16 where ml_dtypes is) to them.
+C_STORAGE = ("unsigned short", "gpuinit::bf16", "float", "double")
 CTYPES = {np.dtype(np.float16): "unsigned short", np.dtype(np.float32): "float",
           np.dtype(np.float64): "double"}
 if bfloat16() is not None:
@@ -51,7 +51,7 @@ def name_expression(dtype, family: str) -> str:
     return f"gpuinit::init_fill<{CTYPES[np.dtype(dtype)]}, {FAMILIES[family]}>"
 
 
-NAME_EXPRESSIONS = tuple(f"gpuinit::init_fill<{c}, {FAMILIES[f]}>" for c in C_TYPES for f in FAMILIES)
+NAME_EXPRESSIONS = tuple(f"gpuinit::init_fill<{c}, {FAMILIES[f]}>" for c in C_STORAGE for f in FAMILIES)
 
 
 @functools.lru_cache(maxsize=None)

@@ -7,10 +7,11 @@ division, bit moves), each rounded to the compute type, never fused. Every backe
 the same sequence produces the same bits; ``gpuinit/kernels/philox.cuh`` is the CUDA copy, tested
 against this file bit for bit.
 
-Compute types: :data:`F32` for float16 and float32 outputs (fast on GPUs, where float64 runs at a
-fraction of the float32 rate), :data:`F64` for float64 outputs. Accuracy, measured against NumPy's
-libm over the whole input range (``tests/test_streams.py``): ``log_unit`` and ``sincos_turns`` are
-within 2 ulp of the compute type.
+Compute types: :data:`F32` for float16, bfloat16 and float32 outputs (fast on GPUs, where float64
+runs at a fraction of the float32 rate), :data:`F64` for float64 outputs. Accuracy, measured
+against NumPy's libm over the whole input range (``tests/test_transforms.py``): ``log_unit`` and
+``sincos_turns`` are within 3 ulp of the compute type (float64 ``log``: within 4 ulp of the libm,
+whose own error is included).
 
 The polynomials are Taylor series, short enough on the reduced ranges that truncation is below
 half an ulp: ``log(m) = 2 atanh(s)``, ``s = (m - 1)/(m + 1)``, ``m`` in ``[sqrt(1/2), sqrt(2))``

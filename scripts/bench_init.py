@@ -353,7 +353,7 @@ def gpu_main(repeats: int) -> int:
 
     print("\n3. whole models on the GPU: gpuinit materialize vs torch meta -> to_empty(cuda) -> reset_parameters")
     for name, builder in (("gpt2-small", lambda: _torch_gpt2(torch)), ("llama2-7b", lambda: _torch_llama7b(torch))):
-        for dtype in ("float32", "float16"):
+        for dtype in ("float32", "float16") + (("bfloat16",) if gpuinit.dtypes.bfloat16() is not None else ()):
             net = models.get(name, dtype=dtype)
             planning.plan(net, (1, 8), input_dtype="int64", device=device)
             ms_ours = _timed(cupy, lambda: net.initialize(device=device, force_reinit=True, seed=0), repeats)

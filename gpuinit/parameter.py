@@ -266,7 +266,7 @@ class ParameterDict:
         """Total bytes of the parameters whose shapes are known (shared ones counted once)."""
         return sum(p.nbytes for p in {id(p): p for p in self.values()}.values())
 
-    def initialize(self, init=None, device=None, force_reinit=False, seed=None) -> None:
+    def initialize(self, init=None, device=None, force_reinit=False, seed=None, defer=False) -> None:
         """Initialize every parameter: at once where the shape is known, else at the first forward.
 
         Args:
@@ -274,6 +274,8 @@ class ParameterDict:
             device: where the parameters will live (default: ``gpuinit.default_device()``).
             force_reinit: re-initialize parameters that already are (or are waiting to be).
             seed: the seed of the parameters' streams (default: the next global seed).
+            defer: record how to initialize and allocate nothing even where every shape is known
+                (the first forward materializes, or :func:`gpuinit.shard` takes a slice of each).
 
         Raises:
             GpuInitError: a bad initializer, device or seed; nothing is changed then.
@@ -305,11 +307,11 @@ class ParameterDict:
                     raise DeferredInitializationError(
                         f"parameter {p.name!r} has unknown shape {p.shape!r} and does not allow "
                         "deferred initialization; give its full shape")
-            if all(p.shape_known for p, _ in requests):
+            if not defer and all(p.shape_known for p, _ in requests):
                 materialize(requests)
                 return
-            # Some shape is unknown: everything waits for the first forward pass, so that the
-            # whole network is allocated and filled as one step, and nothing before.
+            # Some shape is unknown (or the caller deferred): everything waits for the first
+            # forward pass, so that the whole network is allocated and filled as one step.
             for p, r in requests:
                 p._data = None
                 p._request = r

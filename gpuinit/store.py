@@ -232,6 +232,19 @@ def _run_hook(slot, view) -> None:
                                f"{type(exc).__name__}: {exc}") from exc
 
 
+def release_after_failure(exc: BaseException, devices) -> None:
+    """Free what a failed step allocated while its exception is still alive: clear the locals of
+    the finished frames in its traceback (and its cause's: a hook's ``arr`` lives there), then
+    return the devices' pooled blocks. The caller drops its own references first."""
+    for chained in (exc, exc.__cause__, exc.__context__):
+        if chained is not None:
+            traceback.clear_frames(chained.__traceback__)
+    for device in devices:
+        if device.is_gpu:
+            with device.activate():
+                device.xp.get_default_memory_pool().free_all_blocks()
+
+
 @contextlib.contextmanager
 def gc_paused():
     """Pause Python's cyclic garbage collector for a block.
@@ -308,13 +321,7 @@ def _materialize(entries, progress) -> int:
         devices = list(arenas)
         arenas.clear()
         arena = None  # noqa: F841 - releases the last local reference
-        for chained in (exc, exc.__cause__, exc.__context__):
-            if chained is not None:
-                traceback.clear_frames(chained.__traceback__)
-        for device in devices:
-            if device.is_gpu:
-                with device.activate():
-                    device.xp.get_default_memory_pool().free_all_blocks()
+        release_after_failure(exc, devices)
         raise
     for device, arena in arenas.items():
         _track(_owner(arena), device, sizes[device])

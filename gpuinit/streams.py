@@ -327,21 +327,24 @@ def fill_many(jobs, progress=None) -> None:
     """Fill NumPy arrays in bounded chunks on every core.
 
     Args:
-        jobs: iterable of ``(out, fill, key, offset)``; ``out`` a C-contiguous NumPy array written
-            in place, element ``i`` of its flat view being element ``i`` of the stream.
+        jobs: iterable of ``(out, fill, key, offset)``, optionally with a fifth item ``start``:
+            ``out`` is a C-contiguous NumPy array written in place, element ``i`` of its flat view
+            being element ``start + i`` (default ``start`` 0) of the stream (a shard of a larger
+            parameter when ``start`` > 0).
         progress: optional ``fn(nbytes)`` called as each chunk of ``nbytes`` is done.
     """
     # Pieces of at most CHUNK_ELEMENTS elements, packed into tasks of about that many elements
     # each, so that thousands of small parameters cost a few tasks rather than one each.
     tasks, batch, size = [], [], 0
-    for out, fill, key, offset in jobs:
+    for out, fill, key, offset, *rest in jobs:
+        start = int(rest[0]) if rest else 0
         flat = out.reshape(-1)
         if fill.family == "constant":
             dtypes.assign(flat, fill.a)
             continue
         for s in range(0, flat.size, CHUNK_ELEMENTS):
             e = min(flat.size, s + CHUNK_ELEMENTS)
-            batch.append((flat[s:e], fill, key, s, offset))
+            batch.append((flat[s:e], fill, key, start + s, offset))
             size += e - s
             if size >= CHUNK_ELEMENTS:
                 tasks.append(batch)

@@ -172,6 +172,20 @@ def test_failing_initializer_leaves_nothing_initialized_and_frees_memory(device)
     assert all(p.initialized for p in net.collect_params().values())
 
 
+def test_a_failed_materialization_frees_its_memory_while_the_error_lives():
+    """The arena and a hook's array are freed at once, not when the exception is collected."""
+    net = nn.Sequential()
+    net.add(nn.Dense(2048, in_units=2048), nn.Dense(2048, in_units=2048))  # 2 x 16 MiB
+    tracemalloc.start()
+    try:
+        baseline = tracemalloc.get_traced_memory()[0]
+        with pytest.raises(InitializerError, match="boom") as err:
+            net.initialize(init=FailOnSecond(), device="cpu")
+        assert tracemalloc.get_traced_memory()[0] - baseline < 1 << 20, err.value
+    finally:
+        tracemalloc.stop()
+
+
 def test_failing_immediate_initialize_changes_nothing():
     net = known_mlp()
     net.initialize(device="cpu", seed=4)

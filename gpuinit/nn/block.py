@@ -143,7 +143,8 @@ class Block:
             paths[p.name] = path
         return ParameterDict(params, paths, prefix=self._prefix)
 
-    def initialize(self, init=None, device=None, force_reinit=False, seed=None, verbose=False, ctx=None):
+    def initialize(self, init=None, device=None, force_reinit=False, seed=None, verbose=False, ctx=None,
+                   defer=False):
         """Initialize every parameter: at once where shapes are known, else at the first forward.
 
         Args:
@@ -153,8 +154,11 @@ class Block:
             force_reinit: re-initialize parameters that already are.
             seed: seed of the parameters' streams (default: the next global seed).
             verbose: ignored; kept for Gluon's signature.
+            defer: allocate nothing now even where every shape is known (see
+                ``ParameterDict.initialize``).
         """
-        self.collect_params().initialize(init, device if device is not None else ctx, force_reinit, seed)
+        self.collect_params().initialize(init, device if device is not None else ctx, force_reinit, seed,
+                                         defer)
 
     def hybridize(self, *args, **kwargs) -> None:
         """No-op, so Gluon code that calls it runs unchanged."""

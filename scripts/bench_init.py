@@ -163,7 +163,27 @@ def main() -> int:
               f"{r['peak_rss'] / param_bytes:13.3f} {r['growth'] / param_bytes:16.3f} {r['threads']:>7}")
     cpu_fill_rates(args.repeat)
     gpu_bookkeeping(args.repeat)
+    sharded_init()
     return 0
+
+
+def sharded_init() -> None:
+    """One rank's shard of LLaMA-2-7B on the CPU: what it allocates against the whole model."""
+    sys.path.insert(0, str(ROOT))
+    import gpuinit
+    from gpuinit import models, store
+
+    net = models.get("llama2-7b")
+    net.initialize(device="cpu", seed=0, defer=True)
+    whole = gpuinit.plan(net, (1, 8), input_dtype="int64", device="cpu").total_bytes
+    before = store.live_bytes()
+    t = time.perf_counter()
+    part = gpuinit.shard(net, 0, 8)
+    seconds = time.perf_counter() - t
+    allocated = store.live_bytes() - before
+    print(f"\n4. sharded initialization, LLaMA-2-7B float32 ({whole / 1e9:.2f} GB whole), rank 0 of 8 on "
+          f"the CPU: {seconds:.2f} s, {allocated / 1e9:.2f} GB allocated = {allocated / whole:.4f} of the "
+          f"whole, {len(part)} slices")
 
 
 def _median_seconds(fn, repeats: int) -> float:

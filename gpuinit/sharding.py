@@ -83,42 +83,30 @@ def shard(net, rank: int, world_size: int) -> dict:
     with materialize_lock, store.gc_paused():
         entries = _entries(params)
         slots = store.plan_slots(entries)
-        ranges = []
         for slot in slots:
-            start, stop = shard_range(slot.size, rank, world_size)
-            ranges.append(start)
-            slot.size, slot.nbytes = stop - start, (stop - start) * slot.param.dtype.itemsize
-        by_device: dict = {}
-        for slot, start in zip(slots, ranges):
-            by_device.setdefault(slot.request.device, []).append((slot, start))
-        sizes = {device: store.layout([s for s, _ in group]) for device, group in by_device.items()}
-        for device, size in sizes.items():
-            store.check_fits(device, size)
+            slot.start, stop = shard_range(slot.size, rank, world_size)
+            slot.size = stop - slot.start
+            slot.nbytes = slot.size * slot.param.dtype.itemsize
+        by_device, sizes = store.place(slots)
         arenas, out = {}, {}
         try:
             for device, group in by_device.items():
                 arena = arenas[device] = store._allocate(device, sizes[device])
-                views = [arena[s.offset:s.offset + s.nbytes].view(s.param.dtype) for s, _ in group]
-                jobs = [(view, s.plan, s.request.key, 0, start)
-                        for (s, start), view in zip(group, views) if isinstance(s.plan, streams.Fill)]
-                if device.is_gpu:
-                    from .kernels import fill_many as gpu_fill_many
-                    gpu_fill_many(device, jobs)
-                else:
-                    streams.fill_many(jobs)
+                store.fill_declared(device, arena, [s for s in group if isinstance(s.plan, streams.Fill)])
                 with device.activate():
-                    for (slot, start), view in zip(group, views):
+                    for slot in group:
+                        view = store.flat_view(arena, slot)
                         if not isinstance(slot.plan, streams.Fill):
                             whole = device.xp.empty(slot.param.shape, slot.param.dtype)
                             store._run_hook(slot, whole)
-                            view[...] = whole.reshape(-1)[start:start + slot.size]
+                            view[...] = whole.reshape(-1)[slot.start:slot.start + slot.size]
                             whole = None
                         out[slot.request.path] = view
                     if device.is_gpu:
                         device.xp.cuda.get_current_stream().synchronize()
         except BaseException as exc:
             out.clear()
-            views = jobs = arena = whole = view = None  # noqa: F841 - drop the last local references
+            arena = whole = view = None  # noqa: F841 - drop the last local references
             devices = list(arenas)
             arenas.clear()
             store.release_after_failure(exc, devices)

@@ -96,9 +96,10 @@ class Slot:
     request: object
     desc: object
     plan: object  # a Fill or a callable hook
-    size: int = 0    # elements
+    size: int = 0    # elements held: the parameter's, or a shard's
     nbytes: int = 0
     offset: int = 0
+    start: int = 0   # the first of the parameter's (flat) elements held: 0 but in a shard
 
 
 def layout(slots) -> int:
@@ -108,6 +109,21 @@ def layout(slots) -> int:
         slot.offset = offset
         offset += align(slot.nbytes)
     return offset
+
+
+def place(slots) -> tuple[dict, dict]:
+    """Group ``slots`` by device, lay each group out and check that it fits, allocating nothing.
+
+    Returns:
+        ``({device: [slot, ...]}, {device: arena bytes})``.
+    """
+    by_device: dict = {}
+    for slot in slots:
+        by_device.setdefault(slot.request.device, []).append(slot)
+    sizes = {device: layout(group) for device, group in by_device.items()}
+    for device, size in sizes.items():
+        check_fits(device, size)
+    return by_device, sizes
 
 
 def check_fits(device, needed: int) -> None:
@@ -185,6 +201,25 @@ def _view(arena, slot):
     return ArenaSlice(arena, slot.offset, slot.param.shape, slot.param.dtype).view()
 
 
+def flat_view(arena, slot):
+    """The slot's elements in the arena, one-dimensional (a whole parameter's or a shard's)."""
+    return arena[slot.offset:slot.offset + slot.nbytes].view(slot.param.dtype)
+
+
+def fill_declared(device, arena, slots, progress=None) -> None:
+    """Run the declarative fills (``Fill`` plans) of ``slots`` in ``arena``, all together: fused
+    launches by address on a GPU, chunks on every core on the CPU. Each slot gets elements
+    ``[slot.start, slot.start + slot.size)`` of its parameter's stream."""
+    if device.is_gpu:
+        from . import kernels
+        for dtype, family, table, total, nbytes in fill_tables(int(arena.data.ptr), slots):
+            kernels.launch(device, dtype, family, table, total)
+            if progress:
+                progress(nbytes)
+    else:
+        streams.fill_many([(flat_view(arena, s), s.plan, s.request.key, 0, s.start) for s in slots], progress)
+
+
 def fill_tables(base: int, slots) -> list:
     """The GPU launches that fill ``slots`` in an arena at address ``base``.
 
@@ -203,17 +238,9 @@ def fill_tables(base: int, slots) -> list:
         offsets = np.fromiter((s.offset for s in group), np.uint64, len(group))
         table, total = kernels.table_from_columns(
             dtype, family, offsets + np.uint64(base), [s.size for s in group],
-            [s.request.key for s in group], fills, fill_index)
+            [s.request.key for s in group], fills, fill_index, begin=[s.start for s in group])
         launches.append((dtype, family, table, total, sum(s.nbytes for s in group)))
     return launches
-
-
-def _gpu_fills(device, arena, slots, progress) -> None:
-    from . import kernels
-    for dtype, family, table, total, nbytes in fill_tables(int(arena.data.ptr), slots):
-        kernels.launch(device, dtype, family, table, total)
-        if progress:
-            progress(nbytes)
 
 
 def _run_hook(slot, view) -> None:
@@ -288,29 +315,20 @@ def _materialize(entries, progress) -> int:
     started = time.perf_counter()
     progress = progress or _observer.get("progress")
     slots = plan_slots(entries)
-    by_device: dict = {}
-    for slot in slots:
-        by_device.setdefault(slot.request.device, []).append(slot)
-    sizes = {device: layout(group) for device, group in by_device.items()}
-    for device, size in sizes.items():
-        check_fits(device, size)
+    by_device, sizes = place(slots)
     arenas, views = {}, {}
     try:
         for device, group in by_device.items():
             arena = _allocate(device, sizes[device])
             arenas[device] = arena
-            fused = [s for s in group if isinstance(s.plan, streams.Fill)]
+            fill_declared(device, arena, [s for s in group if isinstance(s.plan, streams.Fill)], progress)
             hooks = [s for s in group if not isinstance(s.plan, streams.Fill)]
-            if device.is_gpu:
-                _gpu_fills(device, arena, fused, progress)
-            else:
-                streams.fill_many([(_view(arena, s), s.plan, s.request.key, 0) for s in fused], progress)
             with device.activate():
                 for slot in hooks:
                     views[id(slot)] = _view(arena, slot)
                     _run_hook(slot, views[id(slot)])
                     if progress:
-                        progress(slot.param.nbytes)
+                        progress(slot.nbytes)
             if device.is_gpu:
                 with device.activate():
                     device.xp.cuda.get_current_stream().synchronize()

@@ -66,6 +66,18 @@ def group_size(dtype, family: str) -> int:
     return 8 if family != "truncated_normal" and np.dtype(dtype).itemsize <= 4 else 4
 
 
+def supported(dtype) -> np.dtype:
+    """``dtype`` as a NumPy dtype, if the kernels can write it.
+
+    Raises:
+        GpuInitError: they cannot.
+    """
+    dtype = np.dtype(dtype)
+    if dtype not in CTYPES:
+        raise GpuInitError(f"GPU fills support {', '.join(d.name for d in CTYPES)}, not {dtype}")
+    return dtype
+
+
 def _pointer(arr) -> int:
     data = getattr(arr, "data", None)
     return int(data.ptr) if hasattr(data, "ptr") else int(arr.ctypes.data)
@@ -89,9 +101,7 @@ def table_from_columns(dtype, family: str, out_ptr, count, keys, fills, fill_ind
     Raises:
         GpuInitError: an unsupported dtype, an empty job, or a word offset not a multiple of 4.
     """
-    dtype = np.dtype(dtype)
-    if dtype not in CTYPES:
-        raise GpuInitError(f"GPU fills support {', '.join(d.name for d in CTYPES)}, not {dtype}")
+    dtype = supported(dtype)
     count = np.asarray(count, np.uint64)
     n = count.size
     begin = np.zeros(n, np.uint64) if begin is None else np.asarray(begin, np.uint64)
@@ -128,9 +138,7 @@ def build_table(jobs, dtype, family: str) -> tuple[np.ndarray, int]:
         GpuInitError: a job's array has another dtype or is not contiguous, or as
             :func:`table_from_columns`.
     """
-    dtype = np.dtype(dtype)
-    if dtype not in CTYPES:
-        raise GpuInitError(f"GPU fills support {', '.join(d.name for d in CTYPES)}, not {dtype}")
+    dtype = supported(dtype)
     for out, *_ in jobs:
         if out.dtype != dtype or not out.flags.c_contiguous:
             raise GpuInitError(f"GPU fill needs C-contiguous {dtype} arrays, got {out.dtype} with "

@@ -7,8 +7,8 @@ import os
 
 import numpy as np
 
-from . import backend
-from .errors import DeviceError
+from . import backend, checks
+from .errors import DeviceError, GpuInitError, InvalidDeviceError
 
 
 class Device:
@@ -22,9 +22,10 @@ class Device:
 
     def __init__(self, kind: str, index: int = 0):
         if kind not in ("cpu", "cuda"):
-            raise DeviceError(f"unknown device kind {kind!r}; expected 'cpu' or 'cuda'")
+            raise InvalidDeviceError(f"unknown device kind {kind!r}; expected 'cpu' or 'cuda'")
         self.kind = kind
-        self.index = int(index) if kind == "cuda" else 0
+        self.index = checks.non_negative_int(index, "index", "Device", error=InvalidDeviceError) \
+            if kind == "cuda" else 0
 
     @property
     def is_gpu(self) -> bool:
@@ -91,7 +92,9 @@ def gpu(i: int = 0) -> Device:
     Raises:
         DeviceError: CuPy is missing, no driver or device is usable, or there is no device ``i``;
             the message says which and how to fix it.
+        InvalidDeviceError: ``i`` is not a non-negative integer.
     """
+    i = checks.non_negative_int(i, "i", "gpu()", error=InvalidDeviceError)
     if not backend.has_cupy_gpu():
         raise DeviceError(f"gpu({i}) is not usable: {backend.why_no_gpu()}; "
                           "or use gpuinit.cpu() to run on NumPy")
@@ -124,8 +127,8 @@ def as_device(spec) -> Device:
                 return gpu(int(index) if index else 0)
             except ValueError:
                 pass
-    raise DeviceError(f"cannot understand device {spec!r}; use 'cpu', 'cuda', 'cuda:N', "
-                      "gpuinit.cpu() or gpuinit.gpu(N)")
+    raise InvalidDeviceError(f"cannot understand device {spec!r}; use 'cpu', 'cuda', 'cuda:N', "
+                             "gpuinit.cpu() or gpuinit.gpu(N)")
 
 
 def default_device() -> Device:
@@ -136,5 +139,16 @@ def default_device() -> Device:
     """
     override = os.environ.get("GPUINIT_DEVICE", "").strip()
     if override:
-        return as_device(override)
+        try:
+            return as_device(override)
+        except GpuInitError as exc:
+            raise type(exc)(f"environment variable GPUINIT_DEVICE={override!r}: {exc}; set it to cpu, "
+                            "cuda or cuda:N, or unset it") from None
     return Device("cuda", 0) if backend.has_cupy_gpu() else cpu()
+
+
+def device_of(array) -> Device:
+    """The device an array (NumPy or CuPy) lives on."""
+    if backend.is_cupy_array(array):
+        return Device("cuda", array.device.id)
+    return cpu()

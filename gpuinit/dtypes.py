@@ -13,7 +13,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .errors import GpuInitError
+from .errors import ArgumentError, ArgumentTypeError
 
 BASE_FLOATS = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 
@@ -48,18 +48,43 @@ def as_dtype(value) -> np.dtype:
     """``value`` (a name, NumPy type or dtype) as a NumPy dtype; ``'bfloat16'`` through ``ml_dtypes``.
 
     Raises:
-        GpuInitError: ``'bfloat16'`` without ``ml_dtypes`` installed, or not a dtype at all.
+        ArgumentError: ``'bfloat16'`` without ``ml_dtypes`` installed, or not a dtype at all.
     """
     if isinstance(value, str) and value.lower() in ("bfloat16", "bf16"):
         bf16 = bfloat16()
         if bf16 is None:
-            raise GpuInitError("dtype 'bfloat16' needs the ml_dtypes package (NumPy has no bfloat16): "
-                               "pip install 'gpuinit[bf16]' or pip install ml_dtypes")
+            raise ArgumentError("dtype 'bfloat16' needs the ml_dtypes package (NumPy has no bfloat16): "
+                                "pip install 'gpuinit[bf16]' or pip install ml_dtypes")
         return bf16
+    if value is None or isinstance(value, (bool, int, float)):
+        raise ArgumentTypeError(f"{value!r} is not a dtype; pass a name such as 'float32'")
     try:
         return np.dtype(value)
-    except TypeError as exc:
-        raise GpuInitError(f"{value!r} is not a dtype: {exc}") from None
+    except (TypeError, ValueError) as exc:
+        raise ArgumentError(f"{value!r} is not a dtype ({exc}); pass a name such as 'float32'") from None
+
+
+def float_dtype(value, where: str) -> np.dtype:
+    """``value`` as a dtype gpuinit can fill (float16, bfloat16, float32, float64).
+
+    Raises:
+        ArgumentError: any other dtype, or not a dtype; the message names ``where``.
+    """
+    try:
+        dtype = as_dtype(value)
+    except ArgumentError as exc:
+        raise type(exc)(f"{where}: {exc}") from None
+    if not is_float(dtype):
+        names = ", ".join(d.name for d in float_dtypes())
+        raise ArgumentError(f"{where}: dtype must be a float type gpuinit can fill ({names}), got "
+                            f"{value!r}; pass dtype='float32' (or 'float16', 'bfloat16', 'float64')")
+    return dtype
+
+
+def is_real(dtype) -> bool:
+    """Whether arrays of ``dtype`` hold real numbers (bool, integers, floats, bfloat16)."""
+    dtype = np.dtype(dtype)
+    return dtype.kind in "biuf" or is_bfloat16(dtype)
 
 
 def assign(out, values) -> None:

@@ -2,7 +2,12 @@
 
 Every error gpuinit raises on purpose derives from :class:`GpuInitError`, so a user can catch the
 library's errors in one clause. Each message names what was wrong (the parameter, the layer, the
-device) and how to avoid it.
+argument, the device), shows what was expected against what was given, and says how to fix it.
+
+Where Python's conventions (or Gluon's) would raise a built-in class, the error also derives from
+it, so code written for those catches ours: a bad argument is a ``ValueError`` (a wrong type also
+a ``TypeError``), a parameter used too early a ``RuntimeError`` (Gluon's
+``DeferredInitializationError`` is one), a model that does not fit a ``MemoryError``.
 """
 
 
@@ -10,7 +15,23 @@ class GpuInitError(Exception):
     """Base class of every error raised by gpuinit."""
 
 
-class DeferredInitializationError(GpuInitError):
+class ArgumentError(GpuInitError, ValueError):
+    """An argument has a value the call cannot take (a size of 0, a NaN scale, an unknown name)."""
+
+
+class ArgumentTypeError(ArgumentError, TypeError):
+    """An argument has a type the call cannot take (a string for a size, a bool for a count)."""
+
+
+class ShapeError(ArgumentError):
+    """A shape does not agree with what a layer or parameter expects."""
+
+
+class InitializerError(ArgumentError):
+    """An initializer is unsuitable for a parameter (or failed on it); nothing was initialized."""
+
+
+class DeferredInitializationError(GpuInitError, RuntimeError):
     """A parameter's data was asked for while its shape is still unknown.
 
     Its initialization was recorded by ``initialize()`` and finishes at the first forward pass,
@@ -18,20 +39,16 @@ class DeferredInitializationError(GpuInitError):
     """
 
 
-class UninitializedParameterError(GpuInitError):
+class UninitializedParameterError(GpuInitError, RuntimeError):
     """A parameter was used before ``initialize()`` was called for it."""
 
 
-class ShapeError(GpuInitError, ValueError):
-    """A shape does not agree with what a layer or parameter expects."""
-
-
-class InitializerError(GpuInitError):
-    """An initializer failed (or was unsuitable) for a parameter; nothing was initialized."""
-
-
-class DeviceError(GpuInitError):
+class DeviceError(GpuInitError, RuntimeError):
     """A device was asked for that is not usable here (no CuPy, no driver, no such GPU)."""
+
+
+class InvalidDeviceError(DeviceError, ArgumentError):
+    """A device was named in a way gpuinit does not understand (``"tpu"``, ``3.5``)."""
 
 
 class OutOfMemoryError(GpuInitError, MemoryError):
@@ -39,4 +56,4 @@ class OutOfMemoryError(GpuInitError, MemoryError):
 
 
 class PlanError(GpuInitError):
-    """A block could not be planned by the shape-only pass."""
+    """A block could not be followed by the shape-only pass (planning, deferred initialization)."""

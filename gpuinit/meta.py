@@ -125,8 +125,7 @@ class MetaArray:
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         if ufunc is np.matmul and method == "__call__":
-            from .ops import _meta_matmul
-            return _meta_matmul(*inputs)
+            return matmul_shape(*inputs)
         if method != "__call__" or kwargs.get("out") is not None:
             raise PlanError(f"numpy.{ufunc.__name__}.{method} is not supported in a shape-only pass")
         shapes = [np.shape(x) if not isinstance(x, MetaArray) else x.shape for x in inputs]
@@ -141,8 +140,7 @@ class MetaArray:
         return MetaArray(shape, np.asarray(result).dtype)
 
     def __array_function__(self, func, types, args, kwargs):
-        from . import ops
-        handler = ops.NUMPY_FUNCTIONS.get(func.__name__)
+        handler = NUMPY_FUNCTIONS.get(func.__name__)
         if handler is None:
             raise PlanError(f"numpy.{func.__name__} is not supported in a shape-only pass; use the "
                             "functions of gpuinit.nd, or give the layer its input size so that no "
@@ -154,16 +152,115 @@ class MetaArray:
                         "during shape inference; use gpuinit.nd operations instead")
 
     def __matmul__(self, other):
-        from .ops import matmul
-        return matmul(self, other)
+        return matmul_shape(self, other)
 
     def __rmatmul__(self, other):
-        from .ops import matmul
-        return matmul(other, self)
+        return matmul_shape(other, self)
 
     def __bool__(self):
         raise PlanError("the truth value of a shape-only array is unknown: control flow that "
                         "depends on array values cannot be planned")
+
+
+# --- shape rules of the NumPy functions a forward may call on MetaArrays -----------------------
+
+
+def matmul_shape(a, b):
+    """The shape-only result of ``a @ b`` (NumPy's broadcasting rules)."""
+    sa, sb = np.shape(a) if not is_meta(a) else a.shape, np.shape(b) if not is_meta(b) else b.shape
+    if not sa or not sb:
+        raise ShapeError("matmul needs arrays of at least one dimension")
+    a2 = sa if len(sa) > 1 else (1,) + sa
+    b2 = sb if len(sb) > 1 else sb + (1,)
+    if a2[-1] != b2[-2]:
+        raise ShapeError(f"matmul: shapes {sa} and {sb} do not align ({a2[-1]} != {b2[-2]})")
+    batch = np.broadcast_shapes(a2[:-2], b2[:-2])
+    shape = batch + (a2[-2], b2[-1])
+    if len(sa) == 1:
+        shape = shape[:-2] + shape[-1:]
+    if len(sb) == 1:
+        shape = shape[:-1]
+    dtype = np.result_type(getattr(a, "dtype", np.float32), getattr(b, "dtype", np.float32))
+    return MetaArray(shape, dtype)
+
+
+def _meta_concatenate(arrays, axis=0, **_):
+    arrays = list(arrays)
+    shapes = [tuple(a.shape) for a in arrays]
+    try:
+        shape = np.concatenate([_dummy(s, np.int8) for s in shapes], axis=axis).shape
+    except ValueError as exc:
+        raise ShapeError(f"cannot concatenate shapes {shapes} along axis {axis}: {exc}") from None
+    return MetaArray(shape, np.result_type(*[a.dtype for a in arrays]))
+
+
+def _meta_stack(arrays, axis=0, **_):
+    arrays = list(arrays)
+    shapes = {tuple(a.shape) for a in arrays}
+    if len(shapes) != 1:
+        raise ShapeError(f"stack needs arrays of one shape, got {sorted(shapes)}")
+    shape = np.stack([_dummy(arrays[0].shape, np.int8)] * len(arrays), axis=axis).shape
+    return MetaArray(shape, np.result_type(*[a.dtype for a in arrays]))
+
+
+def _meta_split(x, indices_or_sections, axis=0):
+    parts = np.split(_dummy(x.shape, np.int8), indices_or_sections, axis=axis)
+    return [MetaArray(p.shape, x.dtype) for p in parts]
+
+
+def _meta_where(cond, a=None, b=None):
+    if a is None:
+        raise ShapeError("numpy.where with one argument has a data-dependent shape")
+    shape = np.broadcast_shapes(*[tuple(np.shape(v)) if not is_meta(v) else v.shape for v in (cond, a, b)])
+    dtype = np.result_type(*[v.dtype if is_meta(v) else np.asarray(v).dtype for v in (a, b)])
+    return MetaArray(shape, dtype)
+
+
+def _meta_take(a, indices, axis=None, **_):
+    ishape = indices.shape if is_meta(indices) else np.shape(indices)
+    if axis is None:
+        return MetaArray(ishape, a.dtype)
+    axis = axis % a.ndim
+    return MetaArray(a.shape[:axis] + tuple(ishape) + a.shape[axis + 1:], a.dtype)
+
+
+def _meta_einsum(subscripts, *operands, **_):
+    inputs, arrow, output = subscripts.replace(" ", "").partition("->")
+    sizes = {}
+    for spec, op in zip(inputs.split(","), operands):
+        if "." in spec:
+            raise ShapeError("einsum with '...' is not supported in a shape-only pass")
+        for letter, dim in zip(spec, op.shape):
+            if sizes.setdefault(letter, dim) != dim and 1 not in (dim, sizes[letter]):
+                raise ShapeError(f"einsum {subscripts!r}: size of {letter!r} is {sizes[letter]} and {dim}")
+            sizes[letter] = max(sizes[letter], dim)
+    if not arrow:
+        output = "".join(sorted(c for c in set(inputs.replace(",", "")) if inputs.count(c) == 1))
+    return MetaArray(tuple(sizes[c] for c in output), np.result_type(*[o.dtype for o in operands]))
+
+
+def _method(name):
+    return lambda x, *args, **kwargs: getattr(x, name)(*args, **kwargs)
+
+
+def _same_shape(x, *args, **kwargs):
+    return MetaArray(x.shape, x.dtype)
+
+
+NUMPY_FUNCTIONS = {
+    "matmul": matmul_shape, "dot": matmul_shape, "concatenate": _meta_concatenate,
+    "stack": _meta_stack, "split": _meta_split, "array_split": _meta_split,
+    "where": _meta_where, "take": _meta_take, "einsum": _meta_einsum,
+    "reshape": _method("reshape"), "transpose": _method("transpose"), "swapaxes": _method("swapaxes"),
+    "sum": _method("sum"), "mean": _method("mean"), "max": _method("max"), "amax": _method("max"),
+    "min": _method("min"), "amin": _method("min"), "var": _method("var"), "std": _method("std"),
+    "tril": _same_shape, "triu": _same_shape, "clip": _same_shape, "zeros_like": _same_shape,
+    "ones_like": _same_shape, "empty_like": _same_shape, "full_like": _same_shape,
+    "expand_dims": lambda x, axis: x[(slice(None),) * (axis % (x.ndim + 1)) + (None,)],
+    "squeeze": lambda x, axis=None: MetaArray(np.squeeze(_dummy(x.shape), axis).shape, x.dtype),
+    "broadcast_to": lambda x, shape, **_: MetaArray(np.broadcast_to(_dummy(x.shape), shape).shape, x.dtype),
+    "pad": lambda x, pad_width, **_: MetaArray(np.pad(_dummy(x.shape, np.int8), pad_width).shape, x.dtype),
+}
 
 
 def _binary(ufunc, reflected=False):

@@ -12,108 +12,10 @@ import math
 
 import numpy as np
 
+from . import checks
 from .backend import array_module_of
-from .errors import ShapeError
-from .meta import MetaArray, _dummy, is_meta
-
-# --- shape rules for NumPy functions applied to MetaArrays ------------------------------------
-
-
-def _meta_matmul(a, b):
-    sa, sb = np.shape(a) if not is_meta(a) else a.shape, np.shape(b) if not is_meta(b) else b.shape
-    if not sa or not sb:
-        raise ShapeError("matmul needs arrays of at least one dimension")
-    a2 = sa if len(sa) > 1 else (1,) + sa
-    b2 = sb if len(sb) > 1 else sb + (1,)
-    if a2[-1] != b2[-2]:
-        raise ShapeError(f"matmul: shapes {sa} and {sb} do not align ({a2[-1]} != {b2[-2]})")
-    batch = np.broadcast_shapes(a2[:-2], b2[:-2])
-    shape = batch + (a2[-2], b2[-1])
-    if len(sa) == 1:
-        shape = shape[:-2] + shape[-1:]
-    if len(sb) == 1:
-        shape = shape[:-1]
-    dtype = np.result_type(getattr(a, "dtype", np.float32), getattr(b, "dtype", np.float32))
-    return MetaArray(shape, dtype)
-
-
-def _meta_concatenate(arrays, axis=0, **_):
-    arrays = list(arrays)
-    shapes = [tuple(a.shape) for a in arrays]
-    try:
-        shape = np.concatenate([_dummy(s, np.int8) for s in shapes], axis=axis).shape
-    except ValueError as exc:
-        raise ShapeError(f"cannot concatenate shapes {shapes} along axis {axis}: {exc}") from None
-    return MetaArray(shape, np.result_type(*[a.dtype for a in arrays]))
-
-
-def _meta_stack(arrays, axis=0, **_):
-    arrays = list(arrays)
-    shapes = {tuple(a.shape) for a in arrays}
-    if len(shapes) != 1:
-        raise ShapeError(f"stack needs arrays of one shape, got {sorted(shapes)}")
-    shape = np.stack([_dummy(arrays[0].shape, np.int8)] * len(arrays), axis=axis).shape
-    return MetaArray(shape, np.result_type(*[a.dtype for a in arrays]))
-
-
-def _meta_split(x, indices_or_sections, axis=0):
-    parts = np.split(_dummy(x.shape, np.int8), indices_or_sections, axis=axis)
-    return [MetaArray(p.shape, x.dtype) for p in parts]
-
-
-def _meta_where(cond, a=None, b=None):
-    if a is None:
-        raise ShapeError("numpy.where with one argument has a data-dependent shape")
-    shape = np.broadcast_shapes(*[tuple(np.shape(v)) if not is_meta(v) else v.shape for v in (cond, a, b)])
-    dtype = np.result_type(*[v.dtype if is_meta(v) else np.asarray(v).dtype for v in (a, b)])
-    return MetaArray(shape, dtype)
-
-
-def _meta_take(a, indices, axis=None, **_):
-    ishape = indices.shape if is_meta(indices) else np.shape(indices)
-    if axis is None:
-        return MetaArray(ishape, a.dtype)
-    axis = axis % a.ndim
-    return MetaArray(a.shape[:axis] + tuple(ishape) + a.shape[axis + 1:], a.dtype)
-
-
-def _meta_einsum(subscripts, *operands, **_):
-    inputs, arrow, output = subscripts.replace(" ", "").partition("->")
-    sizes = {}
-    for spec, op in zip(inputs.split(","), operands):
-        if "." in spec:
-            raise ShapeError("einsum with '...' is not supported in a shape-only pass")
-        for letter, dim in zip(spec, op.shape):
-            if sizes.setdefault(letter, dim) != dim and 1 not in (dim, sizes[letter]):
-                raise ShapeError(f"einsum {subscripts!r}: size of {letter!r} is {sizes[letter]} and {dim}")
-            sizes[letter] = max(sizes[letter], dim)
-    if not arrow:
-        output = "".join(sorted(c for c in set(inputs.replace(",", "")) if inputs.count(c) == 1))
-    return MetaArray(tuple(sizes[c] for c in output), np.result_type(*[o.dtype for o in operands]))
-
-
-def _method(name):
-    return lambda x, *args, **kwargs: getattr(x, name)(*args, **kwargs)
-
-
-def _same_shape(x, *args, **kwargs):
-    return MetaArray(x.shape, x.dtype)
-
-
-NUMPY_FUNCTIONS = {
-    "matmul": _meta_matmul, "dot": _meta_matmul, "concatenate": _meta_concatenate,
-    "stack": _meta_stack, "split": _meta_split, "array_split": _meta_split,
-    "where": _meta_where, "take": _meta_take, "einsum": _meta_einsum,
-    "reshape": _method("reshape"), "transpose": _method("transpose"), "swapaxes": _method("swapaxes"),
-    "sum": _method("sum"), "mean": _method("mean"), "max": _method("max"), "amax": _method("max"),
-    "min": _method("min"), "amin": _method("min"), "var": _method("var"), "std": _method("std"),
-    "tril": _same_shape, "triu": _same_shape, "clip": _same_shape, "zeros_like": _same_shape,
-    "ones_like": _same_shape, "empty_like": _same_shape, "full_like": _same_shape,
-    "expand_dims": lambda x, axis: x[(slice(None),) * (axis % (x.ndim + 1)) + (None,)],
-    "squeeze": lambda x, axis=None: MetaArray(np.squeeze(_dummy(x.shape), axis).shape, x.dtype),
-    "broadcast_to": lambda x, shape, **_: MetaArray(np.broadcast_to(_dummy(x.shape), shape).shape, x.dtype),
-    "pad": lambda x, pad_width, **_: MetaArray(np.pad(_dummy(x.shape, np.int8), pad_width).shape, x.dtype),
-}
+from .errors import ArgumentError, ArgumentTypeError, OutOfMemoryError, ShapeError
+from .meta import MetaArray, is_meta, matmul_shape
 
 # --- layer operations ----------------------------------------------------------------------
 
@@ -121,7 +23,7 @@ NUMPY_FUNCTIONS = {
 def matmul(a, b):
     """Matrix product with NumPy's broadcasting rules."""
     if is_meta(a, b):
-        return _meta_matmul(a, b)
+        return matmul_shape(a, b)
     return a @ b
 
 
@@ -162,13 +64,20 @@ ACTIVATIONS = {"relu": relu, "sigmoid": sigmoid, "tanh": np.tanh, "softrelu": so
                "softsign": softsign, "gelu": gelu, "silu": silu, "swish": silu}
 
 
+def check_activation(act_type, where: str = "activation") -> str:
+    """``act_type`` if it names an activation.
+
+    Raises:
+        ArgumentError: an unknown name (the message lists the known ones).
+    """
+    if not isinstance(act_type, str) or act_type not in ACTIVATIONS:
+        raise ArgumentError(f"{where}: unknown activation {act_type!r}; expected one of {sorted(ACTIVATIONS)}")
+    return act_type
+
+
 def activation(x, act_type: str):
     """Apply the named activation (``relu``, ``sigmoid``, ``tanh``, ``softrelu``, ``softsign``, ``gelu``, ``silu``)."""
-    try:
-        fn = ACTIVATIONS[act_type]
-    except KeyError:
-        raise ShapeError(f"unknown activation {act_type!r}; expected one of {sorted(ACTIVATIONS)}") from None
-    return fn(x)
+    return ACTIVATIONS[check_activation(act_type)](x)
 
 
 def softmax(x, axis=-1):
@@ -226,13 +135,8 @@ def batch_norm(x, gamma, beta, mean, var, eps=1e-5, axis=1):
     return y.astype(x.dtype, copy=False)
 
 
-def _pair(v, name):
-    if isinstance(v, (int, np.integer)):
-        return int(v), int(v)
-    v = tuple(int(i) for i in v)
-    if len(v) != 2:
-        raise ShapeError(f"{name} must be an int or a pair of ints, got {v!r}")
-    return v
+def _pair(v, name, where="conv2d", minimum=1):
+    return checks.int_tuple(v, 2, name, where, minimum=minimum)
 
 
 def conv_output_size(size, kernel, stride, pad, dilation=1):
@@ -241,13 +145,18 @@ def conv_output_size(size, kernel, stride, pad, dilation=1):
 
 
 def _windows(x, kernel, stride, dilation, out_hw):
-    """A view of ``x`` (N, C, H, W) as (N, C, OH, OW, KH, KW) windows; no copy."""
+    """A view of ``x`` (N, C, H, W) as (N, C, OH, OW, KH, KW) windows; no copy.
+
+    Only reached with checked arguments: positive kernel, strides and dilation, and an output
+    size that :func:`conv_output_size` derived from ``x``'s own shape, so every window lies in ``x``.
+    """
     xp = array_module_of(x)
     n, c = x.shape[:2]
     s = x.strides
     return xp.lib.stride_tricks.as_strided(
         x, shape=(n, c, out_hw[0], out_hw[1], kernel[0], kernel[1]),
-        strides=(s[0], s[1], s[2] * stride[0], s[3] * stride[1], s[2] * dilation[0], s[3] * dilation[1]))
+        strides=(s[0], s[1], s[2] * stride[0], s[3] * stride[1], s[2] * dilation[0], s[3] * dilation[1]),
+        writeable=False)
 
 
 def _pad_hw(x, pad, value=0.0):
@@ -257,18 +166,69 @@ def _pad_hw(x, pad, value=0.0):
     return xp.pad(x, ((0, 0), (0, 0), (pad[0], pad[0]), (pad[1], pad[1])), constant_values=value)
 
 
+# Above this many bytes, a temporary of a convolution or pooling is checked against free memory
+# first, so that absurd paddings or sizes give an OutOfMemoryError rather than whatever the
+# allocator does.
+_CHECK_ABOVE = 64 << 20
+
+
+def _check_room(x, nbytes: int, what: str) -> None:
+    if nbytes <= _CHECK_ABOVE:
+        return
+    from .device import device_of
+    device = device_of(x)
+    free, _ = device.memory_info()
+    if free is not None and nbytes > free:
+        raise OutOfMemoryError(f"{what} needs a temporary of {nbytes:,} bytes on {device}, more than the "
+                               f"{free:,} free; use smaller inputs or less padding")
+
+
+def _image_input(x, what):
+    if x.ndim != 4:
+        raise ShapeError(f"{what} expects NCHW input (4 dimensions), got shape {tuple(x.shape)}")
+    if not _real(x.dtype):
+        raise ArgumentTypeError(f"{what}: input must hold real numbers, got dtype {x.dtype}")
+
+
+def _real(dtype) -> bool:
+    from .dtypes import is_real
+    return is_real(dtype)
+
+
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
-    """2-D convolution (cross-correlation) in NCHW; ``weight`` is (O, C/groups, KH, KW)."""
-    stride, padding, dilation = _pair(stride, "strides"), _pair(padding, "padding"), _pair(dilation, "dilation")
+    """2-D convolution (cross-correlation) in NCHW; ``weight`` is (O, C/groups, KH, KW).
+
+    Raises:
+        ArgumentError: a stride or dilation below 1, a negative padding, groups that do not divide
+            the channels; ShapeError: shapes that do not fit, or an input too small for the kernel.
+    """
+    stride, padding = _pair(stride, "strides"), _pair(padding, "padding", minimum=0)
+    dilation = _pair(dilation, "dilation")
+    groups = checks.positive_int(groups, "groups", "conv2d")
+    _image_input(x, "conv2d")
+    if len(weight.shape) != 4:
+        raise ShapeError(f"conv2d: weight must be (out_channels, in_channels/groups, kh, kw), got shape "
+                         f"{tuple(weight.shape)}")
     n, c, h, w = x.shape
     o, cg, kh, kw = weight.shape
+    if min(o, cg, kh, kw) < 1:
+        raise ShapeError(f"conv2d: weight shape {tuple(weight.shape)} has an empty dimension")
+    if c != cg * groups or o % groups:
+        raise ShapeError(f"conv2d: input has {c} channels and weight shape {tuple(weight.shape)} with "
+                         f"groups={groups}; the input needs {cg * groups} channels and {o} must divide by "
+                         f"{groups}")
+    if bias is not None and tuple(bias.shape) != (o,):
+        raise ShapeError(f"conv2d: bias must have shape ({o},), got {tuple(bias.shape)}")
     out_hw = (conv_output_size(h, kh, stride[0], padding[0], dilation[0]),
               conv_output_size(w, kw, stride[1], padding[1], dilation[1]))
-    if min(out_hw) < 1:
-        raise ShapeError(f"convolution input {x.shape} is too small for kernel {(kh, kw)} with "
-                         f"padding {padding} and dilation {dilation}")
+    if min(out_hw) < 1 or n < 0:
+        raise ShapeError(f"convolution input {tuple(x.shape)} is too small for kernel {(kh, kw)} with "
+                         f"padding {padding} and dilation {dilation}: the output would be {out_hw}")
     if is_meta(x, weight):
         return MetaArray((n, o) + out_hw, x.dtype)
+    itemsize = np.dtype(x.dtype).itemsize
+    _check_room(x, n * c * (h + 2 * padding[0]) * (w + 2 * padding[1]) * itemsize, "conv2d's padded input")
+    _check_room(x, n * o * out_hw[0] * out_hw[1] * 8, "conv2d's output")
     win = _windows(_pad_hw(x, padding), (kh, kw), stride, dilation, out_hw)
     win = win.reshape(n, groups, c // groups, out_hw[0], out_hw[1], kh, kw)
     wg = weight.reshape(groups, o // groups, cg, kh, kw)
@@ -279,25 +239,38 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
 
 
 def pool2d(x, pool_type, pool_size, stride=None, padding=0, count_include_pad=True):
-    """Max or average pooling in NCHW (floor convention; average counts padding by default)."""
-    kernel = _pair(pool_size, "pool_size")
-    stride = _pair(stride if stride is not None else kernel, "strides")
-    padding = _pair(padding, "padding")
+    """Max or average pooling in NCHW (floor convention; average counts padding by default).
+
+    Raises:
+        ArgumentError: a window or stride below 1, a padding below 0 or above half the window, an
+            unknown ``pool_type``; ShapeError: an input too small for the window.
+    """
+    checks.choice(pool_type, ("max", "avg"), "pool_type", "pool2d")
+    kernel = _pair(pool_size, "pool_size", "pool2d")
+    stride = _pair(stride if stride is not None else kernel, "strides", "pool2d")
+    padding = _pair(padding, "padding", "pool2d", minimum=0)
+    if 2 * padding[0] > kernel[0] or 2 * padding[1] > kernel[1]:
+        raise ArgumentError(f"pool2d: padding {padding} must be at most half the window {kernel}, or "
+                            "some windows would hold only padding; use less padding")
+    _image_input(x, "pool2d")
     n, c, h, w = x.shape
     out_hw = (conv_output_size(h, kernel[0], stride[0], padding[0]),
               conv_output_size(w, kernel[1], stride[1], padding[1]))
     if min(out_hw) < 1:
-        raise ShapeError(f"pooling input {x.shape} is too small for window {kernel}")
+        raise ShapeError(f"pooling input {tuple(x.shape)} is too small for window {kernel} with padding {padding}")
     if is_meta(x):
         return MetaArray((n, c) + out_hw, x.dtype)
+    _check_room(x, n * c * (h + 2 * padding[0]) * (w + 2 * padding[1]) * np.dtype(x.dtype).itemsize,
+                "pool2d's padded input")
     if pool_type == "max":
-        win = _windows(_pad_hw(x, padding, -np.inf), kernel, stride, (1, 1), out_hw)
+        low = -np.inf if np.dtype(x.dtype).kind == "f" else np.iinfo(x.dtype).min if np.dtype(x.dtype).kind in "iu" else 0
+        win = _windows(_pad_hw(x, padding, low), kernel, stride, (1, 1), out_hw)
         return win.max(axis=(-2, -1))
     win = _windows(_pad_hw(x, padding), kernel, stride, (1, 1), out_hw)
     total = win.sum(axis=(-2, -1))
     if count_include_pad or padding == (0, 0):
         return (total / (kernel[0] * kernel[1])).astype(x.dtype, copy=False)
-    ones = _windows(_pad_hw(np.ones_like(x[:1, :1]), padding), kernel, stride, (1, 1), out_hw)
+    ones = _windows(_pad_hw(array_module_of(x).ones_like(x[:1, :1]), padding), kernel, stride, (1, 1), out_hw)
     return (total / ones.sum(axis=(-2, -1))).astype(x.dtype, copy=False)
 
 

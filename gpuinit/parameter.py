@@ -1,53 +1,41 @@
-"""Parameters and parameter dictionaries: what the store allocates and fills.
+"""Parameters and parameter dictionaries.
 
 A :class:`Parameter` records its shape (``0`` marks a dimension still unknown), dtype, role and
-initializer. ``initialize()`` records *how* it will be filled (initializer, device, stream key);
-the store allocates and fills it as soon as its shape is complete, which is at once when every
-dimension is known and at the first forward pass otherwise.
+initializer, and is in one of three states:
+
+- *declared*: ``initialize()`` has not been called for it; nothing is recorded, nothing allocated;
+- *deferred*: ``initialize()`` recorded how it will be filled (initializer, device, stream key),
+  and it waits for its shape (the first forward pass) or for its network's one step;
+- *initialized*: its data exists, a view into its network's arena.
+
+The state is one immutable record, and only the lifecycle (:mod:`gpuinit.lifecycle`) changes it,
+through the transitions below: it *stages* the new states of a whole step (visible only to the
+thread running the step, so that step's own forward pass sees them), then commits them all, or
+drops them all if anything fails. No other thread ever sees half a step.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
-import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import NamedTuple
 
-import numpy as np
-
-from . import dtypes, streams
-from .backend import array_module_of, to_numpy
+from . import checks, dtypes
+from .backend import to_numpy
 from .device import Device, as_device
-from .errors import (DeferredInitializationError, GpuInitError, ShapeError,
+from .errors import (ArgumentError, DeferredInitializationError, GpuInitError, ShapeError,
                      UninitializedParameterError)
-from .init import ROLES, Uniform, create
-from .store import ArenaSlice, gc_paused, materialize
+from .init import ROLES, create
+from .meta import MetaArray
+from .store import ArenaSlice
 
-# One lock serializes every materialization and shape completion, so several threads calling the
-# first forward at once initialize exactly once.
-materialize_lock = threading.RLock()
-
-
-def normalize_shape(shape) -> tuple[int, ...]:
-    if shape is None:
-        return ()
-    if isinstance(shape, (int, np.integer)):
-        shape = (shape,)
-    try:
-        dims = tuple(int(d) for d in shape)
-    except (TypeError, ValueError):
-        raise ShapeError(f"a shape must be a tuple of non-negative integers, got {shape!r}") from None
-    if any(d < 0 for d in dims):
-        raise ShapeError(f"a shape must be a tuple of non-negative integers, got {shape!r}")
-    return dims
+GRAD_REQS = ("write", "add", "null")
 
 
-def shape_is_complete(shape) -> bool:
-    return len(shape) > 0 and all(d > 0 for d in shape)
-
-
-@dataclass
+@dataclass(frozen=True)
 class InitRequest:
     """How a parameter will be (or was) initialized: recorded by ``initialize()``."""
 
@@ -58,97 +46,208 @@ class InitRequest:
     path: str
 
 
+class State(NamedTuple):
+    """A parameter's state: declared (no request), deferred (no data) or initialized."""
+
+    shape: tuple
+    request: InitRequest | None
+    data: object  # None, an ArenaSlice, or an array
+
+
+# The step this thread is running, if any: an object with ``changes`` ({id(param): (param,
+# State)}, its staged states) and ``inferring`` (whether a shape-only pass is running).
+_staged = threading.local()
+
+
+@contextlib.contextmanager
+def staging(step):
+    """Make ``step``'s staged states what this thread's parameters read, for a block."""
+    previous = getattr(_staged, "step", None)
+    _staged.step = step
+    try:
+        yield step
+    finally:
+        _staged.step = previous
+
+
+def current_step():
+    """The step this thread is running (see :mod:`gpuinit.lifecycle`), or None."""
+    return getattr(_staged, "step", None)
+
+
+def inferring() -> bool:
+    """Whether this thread is running a shape-only pass."""
+    step = getattr(_staged, "step", None)
+    return step is not None and step.inferring
+
+
+def shape_is_complete(shape) -> bool:
+    return len(shape) > 0 and all(d > 0 for d in shape)
+
+
 class Parameter:
     """A model parameter: shape, dtype, role and initializer, and its data once materialized.
 
     Args:
         name: the parameter's name; a block that owns it prefixes it with its own (``dense0_``).
         shape: its shape; ``0`` marks a dimension to be inferred from the first input.
-        dtype: a float NumPy dtype or its name.
-        init: the parameter's own initializer (instance or name); when set, it wins over the one
-            given to ``initialize``.
+        dtype: ``float16``, ``bfloat16``, ``float32`` or ``float64`` (a name or a NumPy dtype).
+        init: the parameter's own initializer (instance, class or name); when set, it wins over
+            the one given to ``initialize``.
         role: ``weight``, ``bias``, ``gamma``, ``beta``, ``running_mean``, ``running_var`` or
             ``default``: which initializer hook fills it.
+        grad_req: ``write``, ``add`` or ``null`` (``null``: not trained, e.g. running statistics).
+        allow_deferred_init: whether ``initialize()`` may wait for an unknown shape.
+
+    Raises:
+        ArgumentError: any argument the parameter cannot take; the message names the parameter.
     """
 
     def __init__(self, name="weight", shape=None, dtype="float32", init=None, role="default",
                  grad_req="write", allow_deferred_init=True):
-        if role not in ROLES:
-            raise GpuInitError(f"parameter {name!r}: role must be one of {ROLES}, got {role!r}")
+        checks.text(name, "name", "Parameter")
+        where = f"Parameter {name!r}"
+        shape = checks.shape(shape, "shape", where)
+        self.dtype = dtypes.float_dtype(dtype, where)
+        checks.choice(role, ROLES, "role", where)
+        if init is not None:
+            try:
+                create(init)
+            except GpuInitError as exc:
+                raise type(exc)(f"{where}: {exc}") from None
         self.name = name
-        self._shape = normalize_shape(shape)
-        self.dtype = dtypes.as_dtype(dtype)
         self.init = init
         self.role = role
         self.grad_req = grad_req
-        self.allow_deferred_init = allow_deferred_init
-        self._data = None
-        self._request: InitRequest | None = None
-        self._owner = None
+        self.allow_deferred_init = checks.flag(allow_deferred_init, "allow_deferred_init", where)
+        self._state = State(shape, None, None)
+        self._named = False  # whether a block has given it its prefix
 
-    # --- shape -----------------------------------------------------------------------------
+    # --- state, as this thread sees it -----------------------------------------------------
+
+    @property
+    def _now(self) -> State:
+        step = getattr(_staged, "step", None)
+        if step is not None:
+            staged = step.changes.get(id(self))
+            if staged is not None:
+                return staged[1]
+        return self._state
 
     @property
     def shape(self) -> tuple[int, ...]:
         """The shape; ``0`` marks a dimension not known yet."""
-        return self._shape
+        return self._now.shape
 
     @shape.setter
     def shape(self, new_shape) -> None:
-        new_shape = normalize_shape(new_shape)
-        if not self._shape:
-            self._shape = new_shape
-            return
-        if len(new_shape) != len(self._shape) or any(
-                old and old != new for old, new in zip(self._shape, new_shape)):
-            raise ShapeError(f"parameter {self.name!r} has shape {self._shape!r}; cannot change it "
-                             f"to {new_shape!r} (only dimensions marked 0 can be filled in)")
-        self._shape = tuple(new if not old else old for old, new in zip(self._shape, new_shape))
+        """Fill in unknown dimensions (as Gluon allows); known ones cannot change."""
+        from . import lifecycle
+        lifecycle.set_shape(self, new_shape)
 
     @property
     def shape_known(self) -> bool:
-        return shape_is_complete(self._shape)
+        return shape_is_complete(self._now.shape)
 
     @property
     def size(self) -> int:
         """Number of elements (0 while the shape is incomplete)."""
-        return math.prod(self._shape) if self._shape else 0  # an unknown dimension is 0
+        shape = self._now.shape
+        return math.prod(shape) if shape else 0  # an unknown dimension is 0
 
     @property
     def nbytes(self) -> int:
         """Bytes the parameter's data takes (0 while the shape is incomplete)."""
         return self.size * self.dtype.itemsize
 
-    # --- state -----------------------------------------------------------------------------
+    @property
+    def grad_req(self) -> str:
+        return self._grad_req
+
+    @grad_req.setter
+    def grad_req(self, value) -> None:
+        self._grad_req = checks.choice(value, GRAD_REQS, "grad_req", f"Parameter {self.name!r}")
 
     @property
     def initialized(self) -> bool:
         """Whether the parameter's data exists."""
-        return self._data is not None
+        return self._now.data is not None
 
     @property
     def deferred(self) -> bool:
-        """Whether ``initialize()`` was called and the data waits for the shape."""
-        return self._data is None and self._request is not None
+        """Whether ``initialize()`` was called and the data waits (for the shape, or the step)."""
+        state = self._now
+        return state.data is None and state.request is not None
+
+    @property
+    def requested(self) -> bool:
+        """Whether ``initialize()`` was called for it (deferred or initialized)."""
+        return self._now.request is not None
 
     @property
     def device(self) -> Device | None:
         """Where the data lives, or will live once initialized; ``None`` before ``initialize``."""
-        return self._request.device if self._request else None
+        request = self._now.request
+        return request.device if request else None
 
     @property
     def rng_key(self) -> tuple[int, int] | None:
         """The two 64-bit words of the Philox key the parameter's stream uses."""
-        return self._request.key if self._request else None
+        request = self._now.request
+        return request.key if request else None
 
     @property
     def path(self) -> str | None:
         """Structural path inside the block ``initialize`` was called on (``0.weight``)."""
-        return self._request.path if self._request else None
+        request = self._now.request
+        return request.path if request else None
+
+    @property
+    def request(self) -> InitRequest | None:
+        """How ``initialize()`` said to fill it, or None."""
+        return self._now.request
+
+    # --- the lifecycle's transitions: each returns a new State; only the lifecycle applies them
+
+    def _with_shape(self, new_shape, base: State | None = None) -> State:
+        """This state with unknown dimensions filled in from ``new_shape``.
+
+        Raises:
+            ShapeError: a known dimension differs, the rank differs, or ``new_shape`` has a
+                non-positive dimension where this one is unknown.
+        """
+        state = base or self._now
+        new_shape = checks.shape(new_shape, "shape", f"parameter {self.name!r}", error=ShapeError)
+        old = state.shape
+        if not old:
+            return state._replace(shape=new_shape)
+        if len(new_shape) != len(old) or any(o and o != n for o, n in zip(old, new_shape)):
+            raise ShapeError(f"parameter {self.name!r} has shape {old!r}; cannot change it to "
+                             f"{new_shape!r} (only dimensions marked 0 can be filled in)")
+        return state._replace(shape=tuple(n if not o else o for o, n in zip(old, new_shape)))
+
+    def _deferred_as(self, request: InitRequest) -> State:
+        return State(self._now.shape, request, None)
+
+    def _initialized_as(self, request: InitRequest, data) -> State:
+        return State(self._now.shape, request, data)
+
+    def _stage(self, state: State) -> None:
+        """Put ``state`` among the running step's changes (this thread only)."""
+        step = getattr(_staged, "step", None)
+        if step is None:
+            raise GpuInitError("internal error: a parameter state was staged outside a lifecycle step")
+        step.changes[id(self)] = (self, state)
+
+    def _commit(self, state: State) -> None:
+        """Make ``state`` this parameter's state for every thread (the lifecycle's commit)."""
+        self._state = state
+
+    # --- data -------------------------------------------------------------------------------
 
     def _deferred_error(self, what: str) -> DeferredInitializationError:
-        why = (f"its shape {self._shape!r} is not fully known" if not self.shape_known else
-               "it waits, with the rest of its network, for shapes still unknown")
+        why = (f"its shape {self.shape!r} is not fully known" if not self.shape_known else
+               "it waits, with the rest of its network, for the first forward pass")
         return DeferredInitializationError(
             f"cannot {what} parameter {self.name!r} yet: {why}, so its initialization was "
             "deferred; it happens at the first forward pass, when the input fixes the unknown "
@@ -163,46 +262,44 @@ class Parameter:
     def data(self, device=None):
         """The parameter's array (NumPy or CuPy), on ``device`` if given (copied if elsewhere).
 
+        During a shape-only pass (planning, the first forward's shape inference) it is a
+        :class:`~gpuinit.meta.MetaArray` of the parameter's shape.
+
         Raises:
             DeferredInitializationError: the shape is still unknown (first forward not run yet).
             UninitializedParameterError: ``initialize()`` was never called for it.
         """
-        if self._data is None:
-            if self._request is not None:
+        state = self._now
+        if inferring() and shape_is_complete(state.shape):
+            return MetaArray(state.shape, self.dtype)
+        if state.data is None:
+            if state.request is not None:
                 raise self._deferred_error("access the data of")
             raise UninitializedParameterError(
                 f"parameter {self.name!r} has not been initialized; call net.initialize() "
                 "(or param.initialize()) first")
-        data = self._array()
+        data = state.data.array() if isinstance(state.data, ArenaSlice) else state.data
         if device is None:
             return data
         device = as_device(device)
-        if device == self.device:
+        if device == state.request.device:
             return data
         with device.activate():
             return device.xp.asarray(to_numpy(data))
 
-    def _array(self):
-        """The data as an array (the store hands over an arena slice; its view is made once, here)."""
-        if isinstance(self._data, ArenaSlice):
-            self._data = self._data.view()
-        return self._data
-
     def set_data(self, value) -> None:
-        """Overwrite the parameter's values in place with ``value`` (same shape, cast to its dtype)."""
-        if self._data is None:
-            self.data()  # raises the right error
-        shape = tuple(getattr(value, "shape", np.shape(value)))
-        if shape != self._shape:
-            raise ShapeError(f"set_data on parameter {self.name!r}: expected shape {self._shape!r}, "
-                             f"got {shape!r}")
-        data = self._array()
-        xp = array_module_of(data)
-        if xp is np:
-            data[...] = to_numpy(value)
-        else:
-            with self.device.activate():
-                data[...] = xp.asarray(value)
+        """Overwrite the parameter's values with ``value`` (same shape; cast to its dtype).
+
+        The value is converted completely before anything is written: on a bad value the
+        parameter keeps its old values.
+
+        Raises:
+            ShapeError: another shape; ArgumentError: not real numbers, or values that overflow
+                the parameter's dtype; DeferredInitializationError, UninitializedParameterError:
+                the parameter has no data yet.
+        """
+        from . import lifecycle
+        lifecycle.set_data(self, value)
 
     def initialize(self, init=None, device=None, default_init=None, force_reinit=False, seed=None):
         """Initialize this parameter alone (its path is its name). See ``Block.initialize``."""
@@ -210,7 +307,7 @@ class Parameter:
                                                     device, force_reinit, seed)
 
     def __repr__(self) -> str:
-        return f"Parameter {self.name} (shape={self._shape!r}, dtype={self.dtype})"
+        return f"Parameter {self.name} (shape={self.shape!r}, dtype={self.dtype})"
 
 
 class ParameterDict:
@@ -222,8 +319,11 @@ class ParameterDict:
 
     def __init__(self, params=None, paths=None, prefix=""):
         self._params: OrderedDict[str, Parameter] = OrderedDict(params or {})
+        for name, p in self._params.items():
+            if not isinstance(p, Parameter):
+                raise ArgumentError(f"ParameterDict: {name!r} must be a Parameter, got {type(p).__name__}")
         self._paths: dict[str, str] = dict(paths or {})
-        self.prefix = prefix
+        self.prefix = checks.text(prefix, "prefix", "ParameterDict", empty=True)
 
     def __getitem__(self, name) -> Parameter:
         return self._params[name]
@@ -255,6 +355,7 @@ class ParameterDict:
         Without ``role=``, a parameter named exactly after a role (``weight``, ``bias``, ...)
         takes that role.
         """
+        checks.text(name, "name", "ParameterDict.get")
         full = self.prefix + name
         if full not in self._params:
             kwargs.setdefault("role", name if name in ROLES else "default")
@@ -278,43 +379,11 @@ class ParameterDict:
                 (the first forward materializes, or :func:`gpuinit.shard` takes a slice of each).
 
         Raises:
-            GpuInitError: a bad initializer, device or seed; nothing is changed then.
+            GpuInitError: a bad initializer, device or seed, or a failed fill; nothing is changed then.
         """
-        default = create(init) if init is not None else Uniform()
-        device = as_device(device)
-        seed_value = streams.check_seed(seed) if seed is not None else None
-        with materialize_lock, gc_paused():
-            unique = list({id(p): (name, p) for name, p in self.items()}.values())
-            skipped = [p for _, p in unique if not force_reinit and (p.initialized or p.deferred)]
-            todo = [(name, p) for name, p in unique if force_reinit or not (p.initialized or p.deferred)]
-            if skipped:
-                names = ", ".join(repr(p.name) for p in skipped[:3]) + (", ..." if len(skipped) > 3 else "")
-                warnings.warn(f"{len(skipped)} parameter(s) already initialized ({names}); "
-                              "left as they are. Pass force_reinit=True to re-initialize them.",
-                              stacklevel=3)
-            if not todo:
-                return
-            if seed_value is None:
-                seed_value = streams.next_seed()
-            paths = [self.path_of(name) for name, _ in todo]
-            keys = streams.derive_keys(seed_value, paths)
-            requests = []
-            for (_, p), path, key in zip(todo, paths, keys):
-                initializer, own = p.chosen_initializer(default)
-                requests.append((p, InitRequest(initializer, own, device, key, path)))
-            for p, _ in requests:
-                if not p.shape_known and not p.allow_deferred_init:
-                    raise DeferredInitializationError(
-                        f"parameter {p.name!r} has unknown shape {p.shape!r} and does not allow "
-                        "deferred initialization; give its full shape")
-            if not defer and all(p.shape_known for p, _ in requests):
-                materialize(requests)
-                return
-            # Some shape is unknown (or the caller deferred): everything waits for the first
-            # forward pass, so that the whole network is allocated and filled as one step.
-            for p, r in requests:
-                p._data = None
-                p._request = r
+        from . import lifecycle
+        lifecycle.initialize([(self.path_of(name), p) for name, p in self.items()], init, device,
+                             force_reinit, seed, defer)
 
     def __repr__(self) -> str:
         lines = "\n".join(f"  {p!r}" for p in self.values())

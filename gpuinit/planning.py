@@ -13,8 +13,11 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from . import dtypes
+import numbers
+
+from . import checks, dtypes, lifecycle
 from .device import as_device
+from .errors import ArgumentTypeError, PlanError
 from .init import InitDesc, Uniform, fans
 from .meta import MetaArray
 from .store import align, format_bytes
@@ -100,24 +103,29 @@ class Plan:
         return "\n".join(lines)
 
 
-def _as_meta(x, dtype):
+def _is_shape(x) -> bool:
+    return (isinstance(x, (tuple, list)) and len(x) > 0
+            and all(isinstance(d, numbers.Real) and not isinstance(d, bool) or isinstance(d, np.number)
+                    for d in x))
+
+
+def _as_meta(x, dtype, i):
+    """An example input as a shape-only array: arrays keep their shape and dtype; a tuple of
+    numbers is a shape (every dimension a positive integer)."""
     if isinstance(x, MetaArray):
         return x
     if hasattr(x, "shape") and hasattr(x, "dtype"):
         return MetaArray(x.shape, x.dtype)
-    if isinstance(x, (tuple, list)) and all(isinstance(d, (int, np.integer)) for d in x):
-        return MetaArray(tuple(x), dtype)
-    return x
+    if _is_shape(x):
+        return MetaArray(checks.shape(x, f"input {i}", "plan", positive=True,
+                                      hint="give every dimension as a positive integer, e.g. (2, 20)"), dtype)
+    return lifecycle.to_meta(x)
 
 
-def _fill_text(plan_fill):
-    if isinstance(plan_fill, Fill):
-        f = plan_fill
-        scale = {"constant": f.a, "uniform": f.b, "normal": f.b, "truncated_normal": f.b}[f.family]
-        text = {"constant": f"constant({f.a:g})", "uniform": f"uniform({f.a:.6g}, {f.b:.6g})",
-                "normal": f"normal({f.a:g}, {f.b:.6g})",
-                "truncated_normal": f"truncated_normal({f.a:g}, {f.b:.6g}, [{f.lo:g}, {f.hi:g}])"}[f.family]
-        return text, scale
+def _fill_text(how):
+    if isinstance(how, Fill):
+        scale = {"constant": how.a, "uniform": how.b, "normal": how.b, "truncated_normal": how.b}[how.family]
+        return how.describe(), scale
     return "python hook", None
 
 
@@ -136,42 +144,60 @@ def plan(net, *inputs, device=None, dtype=None, input_dtype="float32") -> Plan:
         A :class:`Plan`.
 
     Raises:
-        PlanError: a block's forward cannot be followed by the shape-only pass; names the block.
+        PlanError: a block's forward cannot be followed by the shape-only pass (names the block),
+            or no inputs were given while some shape is unknown.
         ShapeError: the inputs do not fit the network.
+        ArgumentError: a bad input shape, dtype or device.
     """
-    metas = [_as_meta(x, input_dtype) for x in inputs]
-    with net.record_calls() as calls:
-        out = net.infer_shape(*metas)
-    params = net.collect_params()
-    first = next(iter(params.values()), None)
-    if device is None and first is not None and first.device is not None:
-        device = first.device
-    device = as_device(device)
-    result = Plan(device=str(device), output_shape=tuple(out.shape) if hasattr(out, "shape") else None)
-    by_param = {}
-    for name, p in params.items():
-        pdtype = dtypes.as_dtype(dtype) if dtype is not None else p.dtype
-        nbytes = p.size * pdtype.itemsize
-        initializer, own = p.chosen_initializer(p._request.initializer if p._request else Uniform())
-        desc = InitDesc(name, role=p.role, path=params.path_of(name), shape=p.shape, dtype=pdtype, own=own)
-        try:
-            fan_in, fan_out = fans(desc)
-        except Exception:
-            fan_in = fan_out = None
-        text, scale = _fill_text(initializer.plan_fill(desc))
-        entry = ParameterPlan(name, desc.path, p.shape, str(pdtype), nbytes, f"{initializer!r}: {text}",
-                              text, fan_in, fan_out, scale)
-        result.parameters.append(entry)
-        by_param[id(p)] = entry
-        result.parameter_bytes += nbytes
-        result.total_bytes += align(nbytes)
-    outputs = {}
-    for block, output in calls:
-        outputs.setdefault(id(block), tuple(output.shape) if hasattr(output, "shape") else None)
-    for path, block in net.named_blocks():
-        own = [by_param[id(p)] for p in block._reg_params.values() if id(p) in by_param]
-        result.layers.append(LayerPlan(path, type(block).__name__, outputs.get(id(block)),
-                                       sum(int(np.prod(e.shape, dtype=np.int64)) for e in own),
-                                       sum(e.bytes for e in own)))
-    result.free_bytes, result.device_total_bytes = device.memory_info()
+    from .nn import Block
+    if not isinstance(net, Block):
+        raise ArgumentTypeError(f"plan takes a gpuinit Block, got {type(net).__name__}")
+    input_dtype = dtypes.as_dtype(input_dtype)
+    if dtype is not None:
+        dtype = dtypes.float_dtype(dtype, "plan")
+    device = as_device(device) if device is not None else None
+    with lifecycle.access.changing("plan"):
+        metas = [_as_meta(x, input_dtype, i) for i, x in enumerate(inputs)]
+        params = net.collect_params()
+        calls, out = [], None
+        if metas:
+            out, calls = lifecycle.infer_shapes(net, tuple(metas), {}, net._call_forward, record=True)
+        else:
+            unknown = [p.name for p in params.values() if not p.shape_known]
+            if unknown:
+                raise PlanError(f"plan: {len(unknown)} parameter(s) of {net.name!r} have unknown shapes "
+                                f"({', '.join(unknown[:3])}{', ...' if len(unknown) > 3 else ''}); pass an "
+                                "example input or its shape, e.g. gpuinit.plan(net, (2, 20))")
+        first = next(iter(params.values()), None)
+        if device is None and first is not None and first.device is not None:
+            device = first.device
+        device = device if device is not None else as_device(None)
+        result = Plan(device=str(device), output_shape=tuple(out.shape) if hasattr(out, "shape") else None)
+        by_param = {}
+        for name, p in params.items():
+            pdtype = dtypes.as_dtype(dtype) if dtype is not None else p.dtype
+            nbytes = p.size * pdtype.itemsize
+            initializer, own = p.chosen_initializer(p.request.initializer if p.request else Uniform())
+            desc = InitDesc(name, role=p.role, path=params.path_of(name), shape=p.shape, dtype=pdtype, own=own)
+            try:
+                fan_in, fan_out = fans(desc)
+            except Exception:
+                fan_in = fan_out = None
+            text, scale = (_fill_text(initializer.fill_for(desc)) if p.shape_known
+                           else ("shape not known yet", None))
+            entry = ParameterPlan(name, desc.path, p.shape, str(pdtype), nbytes, f"{initializer!r}: {text}",
+                                  text, fan_in, fan_out, scale)
+            result.parameters.append(entry)
+            by_param[id(p)] = entry
+            result.parameter_bytes += nbytes
+            result.total_bytes += align(nbytes)
+        outputs = {}
+        for block, output in calls:
+            outputs.setdefault(id(block), tuple(output.shape) if hasattr(output, "shape") else None)
+        for path, block in net.named_blocks():
+            own = [by_param[id(p)] for p in block._reg_params.values() if id(p) in by_param]
+            result.layers.append(LayerPlan(path, type(block).__name__, outputs.get(id(block)),
+                                           sum(int(np.prod(e.shape, dtype=np.int64)) for e in own),
+                                           sum(e.bytes for e in own)))
+        result.free_bytes, result.device_total_bytes = device.memory_info()
     return result

@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from . import models, nd, store
+from . import lifecycle, models, nd, store
 from .backend import why_no_gpu
 from .device import as_device
 from .errors import GpuInitError
@@ -111,7 +111,7 @@ def run(model=models.DEFAULT_MODEL, device=None, dtype="float32", seed=0, input_
         return report
     progress = _Progress(p.total_bytes)
     t = time.perf_counter()
-    with store.observe(progress):
+    with lifecycle.observe(progress):
         net(x)
     progress.close()
     report["stages"].append(_reading("materialized", time.perf_counter() - t, device))

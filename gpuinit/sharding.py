@@ -22,8 +22,8 @@ Example:
 
 from __future__ import annotations
 
-from . import store, streams
-from .errors import DeferredInitializationError, GpuInitError, UninitializedParameterError
+from . import checks, lifecycle
+from .errors import ArgumentError, ArgumentTypeError
 
 
 def shard_range(size: int, rank: int, world_size: int) -> tuple[int, int]:
@@ -33,26 +33,13 @@ def shard_range(size: int, rank: int, world_size: int) -> tuple[int, int]:
     return start, min(size, start + chunk)
 
 
-def _check(rank, world_size) -> None:
-    if isinstance(world_size, bool) or not isinstance(world_size, int) or world_size < 1:
-        raise GpuInitError(f"world_size must be a positive integer, got {world_size!r}")
-    if isinstance(rank, bool) or not isinstance(rank, int) or not 0 <= rank < world_size:
-        raise GpuInitError(f"rank must be an integer in [0, {world_size}), got {rank!r}")
-
-
-def _entries(params):
-    entries = []
-    for p in {id(p): p for p in params.values()}.values():
-        if p._request is None:
-            raise UninitializedParameterError(
-                f"parameter {p.name!r} has no initializer yet: call net.initialize(...) first "
-                "(defer=True records it without allocating)")
-        if not p.shape_known:
-            raise DeferredInitializationError(
-                f"parameter {p.name!r} has shape {p.shape!r}, not fully known: run "
-                "gpuinit.plan(net, example_input) first, which infers every shape and allocates nothing")
-        entries.append((p, p._request))
-    return entries
+def _check(rank, world_size) -> tuple[int, int]:
+    hint = "pass integers with 0 <= rank < world_size, e.g. shard(net, rank=0, world_size=8)"
+    world_size = checks.positive_int(world_size, "world_size", "shard", hint=hint)
+    rank = checks.integer(rank, "rank", "shard", hint=hint)
+    if not 0 <= rank < world_size:
+        raise ArgumentError(f"shard: rank must be an integer in [0, {world_size}), got {rank!r}; {hint}")
+    return rank, world_size
 
 
 def shard(net, rank: int, world_size: int) -> dict:
@@ -67,51 +54,21 @@ def shard(net, rank: int, world_size: int) -> dict:
 
     Args:
         net: a :class:`~gpuinit.nn.Block` or a :class:`~gpuinit.parameter.ParameterDict`.
-        rank, world_size: which slice (see :func:`shard_range`).
+        rank, world_size: which slice (see :func:`shard_range`); Python or NumPy integers.
 
     Returns:
         ``{path: 1-D array}``, keyed by each parameter's structural path (``"0.weight"``).
 
     Raises:
-        GpuInitError: a bad rank or world size; UninitializedParameterError: ``initialize`` was not
-            called; DeferredInitializationError: a shape is still unknown; OutOfMemoryError: the
-            slices do not fit. Nothing is allocated, or kept, on failure.
+        ArgumentError: a bad rank or world size; UninitializedParameterError: ``initialize`` was
+            not called; DeferredInitializationError: a shape is still unknown; OutOfMemoryError:
+            the slices do not fit. Nothing is allocated, or kept, on failure.
     """
-    from .parameter import materialize_lock
-    _check(rank, world_size)
-    params = net.collect_params() if hasattr(net, "collect_params") else net
-    with materialize_lock, store.gc_paused():
-        entries = _entries(params)
-        slots = store.plan_slots(entries)
-        for slot in slots:
-            slot.start, stop = shard_range(slot.size, rank, world_size)
-            slot.size = stop - slot.start
-            slot.nbytes = slot.size * slot.param.dtype.itemsize
-        by_device, sizes = store.place(slots)
-        arenas, out = {}, {}
-        try:
-            for device, group in by_device.items():
-                arena = arenas[device] = store._allocate(device, sizes[device])
-                store.fill_declared(device, arena, [s for s in group if isinstance(s.plan, streams.Fill)])
-                with device.activate():
-                    for slot in group:
-                        view = store.flat_view(arena, slot)
-                        if not isinstance(slot.plan, streams.Fill):
-                            whole = device.xp.empty(slot.param.shape, slot.param.dtype)
-                            store._run_hook(slot, whole)
-                            view[...] = whole.reshape(-1)[slot.start:slot.start + slot.size]
-                            whole = None
-                        out[slot.request.path] = view
-                    if device.is_gpu:
-                        device.xp.cuda.get_current_stream().synchronize()
-        except BaseException as exc:
-            out.clear()
-            arena = whole = view = None  # noqa: F841 - drop the last local references
-            devices = list(arenas)
-            arenas.clear()
-            store.release_after_failure(exc, devices)
-            raise
-        for device, arena in arenas.items():
-            store._track(store._owner(arena), device, sizes[device])
-    return out
-
+    rank, world_size = _check(rank, world_size)
+    if hasattr(net, "collect_params"):
+        params = net.collect_params()
+    elif hasattr(net, "values") and hasattr(net, "path_of"):
+        params = net
+    else:
+        raise ArgumentTypeError(f"shard takes a Block or a ParameterDict, got {type(net).__name__}")
+    return lifecycle.shard(list(params.values()), lambda size: shard_range(size, rank, world_size))

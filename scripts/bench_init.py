@@ -235,7 +235,7 @@ def gpu_bookkeeping(repeats: int) -> None:
     sys.path.insert(0, str(ROOT))
     import numpy as np
 
-    from gpuinit import device, init, store, streams
+    from gpuinit import device, init, kernels, lifecycle, store, streams
     from gpuinit.parameter import InitRequest, Parameter
 
     rng = np.random.default_rng(0)
@@ -248,9 +248,9 @@ def gpu_bookkeeping(repeats: int) -> None:
         paths = [p.name for p in params]
         keys = streams.derive_keys(next(seeds), paths)  # a fresh seed each time: no cached keys
         entries = [(p, InitRequest(initializer, False, cpu, key, path)) for p, key, path in zip(params, keys, paths)]
-        slots = store.plan_slots(entries)
-        store.layout(slots)
-        return store.fill_tables(1 << 40, slots)
+        slots = lifecycle.slots_for(entries)
+        size = store.layout(slots)
+        return kernels.launch_tables(1 << 40, lifecycle.jobs_for(slots), size)
 
     def paused():  # as initialize() runs it
         with store.gc_paused():
@@ -338,10 +338,10 @@ def gpu_main(repeats: int) -> int:
         rows = {}
         key = streams.derive_key(0, "bench")
         for family, fill in (("uniform", Fill.uniform(-1, 1)), ("normal", Fill.normal(0, 1))):
-            # the launch with its (one-row) table: what a materialization pays per family
-            table, total = kernels.build_table([(a, fill, key, 0)], dtype, family)
-            rows[f"gpuinit {family}"] = _timed(
-                cupy, lambda: kernels.launch(device, dtype, family, table, total), repeats)
+            # the launch with its (one-row) table, prepared once: what a materialization pays per family
+            base, nbytes, jobs = kernels.jobs_from_arrays([(a, fill, key, 0)])
+            launches = kernels.prepare(device, base, nbytes, jobs)
+            rows[f"gpuinit {family}"] = _timed(cupy, launches.run, repeats)
         if torch is not None:
             t = torch.empty(n, dtype=getattr(torch, np.dtype(dtype).name), device="cuda")
             rows["torch uniform_"] = _timed(cupy, lambda: t.uniform_(-1, 1), repeats)

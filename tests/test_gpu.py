@@ -64,7 +64,7 @@ def test_mismatch_rate_on_a_large_fill(gpu_device, fill, dtype):
     n = 1 << 22
     key = streams.derive_key(1, "rate")
     gpu = cupy.empty(n, dtype)
-    gpuinit.kernels.fill_many(gpuinit.gpu(), [(gpu, fill, key, 0)])
+    gpuinit.kernels.fill_arrays(gpuinit.gpu(), [(gpu, fill, key, 0)])
     cpu = np.empty(n, dtype)
     streams.fill_many([(cpu, fill, key, 0)])
     differ = int(np.count_nonzero(cpu.view(f"u{cpu.itemsize}") != gpu.get().view(f"u{cpu.itemsize}")))
@@ -131,7 +131,7 @@ def test_shards_generated_alone_equal_the_cpu_slices(gpu_device, fill, dtype):
     for start, n, misalign in ((0, 1, 0), (3, 1000, 0), (12_345, 7, 0), (1 << 20, 4099, 0), (0, 999, 1),
                                (8, 1000, 3)):
         gpu = cupy.zeros(n + misalign, dtype)[misalign:]
-        gpuinit.kernels.fill_many(gpuinit.gpu(), [(gpu, fill, key, 0, start)])
+        gpuinit.kernels.fill_arrays(gpuinit.gpu(), [(gpu, fill, key, 0, start)])
         cpu = np.empty(n, dtype)
         streams.generate(cpu, fill, key, start)
         assert same_bits(cpu, gpu.get())

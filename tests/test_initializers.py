@@ -16,13 +16,13 @@ def desc(shape, role="weight", name="w", own=False):
 
 
 def bound(initializer, shape):
-    fill = initializer.plan_fill(desc(shape))
+    fill = initializer.fill_for(desc(shape))
     assert fill.family == "uniform" and fill.a == -fill.b
     return fill.b
 
 
 def std(initializer, shape):
-    fill = initializer.plan_fill(desc(shape))
+    fill = initializer.fill_for(desc(shape))
     assert fill.family == "normal" and fill.a == 0
     return fill.b
 
@@ -78,27 +78,27 @@ def test_torch_formulas_agree_with_torch_itself():
 
 
 def test_variance_scaling_truncated_normal_has_the_asked_variance():
-    fill = init.VarianceScaling(2.0, "fan_in", "truncated_normal").plan_fill(desc((10, 50)))
+    fill = init.VarianceScaling(2.0, "fan_in", "truncated_normal").fill_for(desc((10, 50)))
     assert fill.family == "truncated_normal" and (fill.lo, fill.hi) == (-2, 2)
     assert math.isclose(fill.b * 0.87962566103423978, math.sqrt(2.0 / 50), rel_tol=1e-14)
 
 
 def test_defaults_by_role():
     u = init.Uniform()
-    assert u.plan_fill(desc((3, 4))) == Fill.uniform(-0.07, 0.07)
-    assert u.plan_fill(desc((3,), "bias")) == Fill.constant(0)
-    assert u.plan_fill(desc((3,), "gamma")) == Fill.constant(1)
-    assert u.plan_fill(desc((3,), "beta")) == Fill.constant(0)
-    assert u.plan_fill(desc((3,), "running_var")) == Fill.constant(1)
+    assert u.fill_for(desc((3, 4))) == Fill.uniform(-0.07, 0.07)
+    assert u.fill_for(desc((3,), "bias")) == Fill.constant(0)
+    assert u.fill_for(desc((3,), "gamma")) == Fill.constant(1)
+    assert u.fill_for(desc((3,), "beta")) == Fill.constant(0)
+    assert u.fill_for(desc((3,), "running_var")) == Fill.constant(1)
     with pytest.raises(InitializerError, match="role is 'default'"):
-        u.plan_fill(desc((3,), "default"))
+        u.fill_for(desc((3,), "default"))
     # A parameter's own initializer fills it whatever its role, as in Gluon.
-    assert u.plan_fill(desc((3,), "bias", own=True)) == Fill.uniform(-0.07, 0.07)
+    assert u.fill_for(desc((3,), "bias", own=True)) == Fill.uniform(-0.07, 0.07)
 
 
 def test_dispatch_is_by_role_not_by_name():
-    assert init.Uniform().plan_fill(desc((3,), role="bias", name="looks_like_a_weight")) == Fill.constant(0)
-    assert init.Uniform().plan_fill(desc((3, 3), role="weight", name="x_bias")) == Fill.uniform(-0.07, 0.07)
+    assert init.Uniform().fill_for(desc((3,), role="bias", name="looks_like_a_weight")) == Fill.constant(0)
+    assert init.Uniform().fill_for(desc((3, 3), role="weight", name="x_bias")) == Fill.uniform(-0.07, 0.07)
 
 
 def test_create_from_names():
@@ -140,7 +140,7 @@ def test_mixed_picks_by_pattern_on_name_or_path():
     net.initialize(init=mixed, device="cpu")
     assert np.all(net[1].weight.data() == 3.0) and np.all(net[0].weight.data() == 1.0)
     with pytest.raises(InitializerError, match="matches none"):
-        init.Mixed(["nothing"], [init.Zero()]).plan_fill(desc((2, 2)))
+        init.Mixed(["nothing"], [init.Zero()]).fill_for(desc((2, 2)))
 
 
 def test_calling_an_initializer_directly_fills_the_array():

@@ -13,9 +13,10 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from gpuinit import dtypes, streams
+from gpuinit import kernels as kernels_pkg
 from gpuinit.streams import Fill
 
-KERNELS = pathlib.Path(streams.__file__).resolve().parent / "kernels"
+KERNELS = pathlib.Path(kernels_pkg.__file__).resolve().parent
 u64 = ctypes.c_uint64
 ALL_DTYPES = list(dtypes.float_dtypes())  # bfloat16 too where ml_dtypes is installed
 FAMILY = {"constant": 0, "uniform": 1, "normal": 2, "truncated_normal": 3}
@@ -124,8 +125,8 @@ def test_normal_families_are_bit_identical(host, fill, dtype):
 
 def test_log_and_sincos_are_the_same_functions(host):
     """The header's transforms against gpuinit.transforms, at edges and at random inputs."""
-    from gpuinit import transforms
-    from gpuinit.transforms import F32, F64
+    from gpuinit.streams import transforms
+    from gpuinit.streams.transforms import F32, F64
     rng = np.random.default_rng(3)
     for prec, log_fn, sincos_fn, ctype, itype in (
             (F32, host.gi_log_f32, host.gi_sincos_f32, ctypes.c_float, ctypes.c_int),
@@ -161,10 +162,11 @@ def test_constants_are_the_value_converted(host, dtype):
 
 
 def test_store_launch_tables_fill_an_arena_as_the_cpu_does(host):
-    """The store's GPU plan (one table per dtype and family, parameters by address, shared fills)
-    run group by group with the kernels' own job lookup, on a host arena, gives every parameter
-    the CPU's bits: table layout, prefix sums, find_job, shards of groups, constants."""
-    from gpuinit import init, nn, store
+    """The lifecycle's fill jobs as the kernels' launch tables (one per dtype and family,
+    parameters by address, shared fills) run group by group with the kernels' own job lookup, on
+    a host arena, give every parameter the CPU's bits: table layout, prefix sums, find_job, shards
+    of groups, constants."""
+    from gpuinit import init, lifecycle, nn, store
 
     net = nn.Sequential()
     net.add(nn.Dense(33, in_units=7, dtype="float16"), nn.Dense(5, in_units=33),
@@ -173,17 +175,17 @@ def test_store_launch_tables_fill_an_arena_as_the_cpu_does(host):
     params = net.collect_params()
     params.initialize(init.Xavier(), device="cpu", seed=42)
     expected = {name: p.data().copy() for name, p in params.items()}
-    entries = [(p, p._request) for p in params.values()]
-    slots = store.plan_slots(entries)
-    arena = store._allocate(entries[0][1].device, store.layout(slots))
+    entries = [(p, p.request) for p in params.values()]
+    slots = lifecycle.slots_for(entries)
+    arena = store.allocate(entries[0][1].device, store.layout(slots))
     arena[...] = 0xAB
-    launches = store.fill_tables(arena.ctypes.data, slots)
+    launches = kernels.launch_tables(arena.ctypes.data, lifecycle.jobs_for(slots), arena.nbytes)
     assert {(d.name, f) for d, f, *_ in launches} >= {("float16", "uniform"), ("float32", "constant"),
                                                      ("float64", "truncated_normal"), ("float32", "normal")}
     for dtype, family, table, total, _ in launches:
         host.gi_run_table(FAMILY[family], code(dtype), table.ctypes.data, len(table), total)
     for slot in slots:
-        got = store._view(arena, slot)
+        got = store.ArenaSlice(arena, slot.offset, slot.param.shape, slot.param.dtype).view()
         want = expected[slot.param.name]
         assert np.array_equal(got.view(f"u{got.itemsize}"), want.view(f"u{want.itemsize}")), slot.param.name
 

@@ -5,7 +5,7 @@ import pytest
 
 from gpuinit import init, nd, nn
 from gpuinit.backend import to_numpy
-from gpuinit.errors import ShapeError
+from gpuinit.errors import ArgumentError, ShapeError
 
 
 def naive_conv(x, w, b, stride, pad, dil, groups):
@@ -92,7 +92,7 @@ def test_activations(act):
                 "gelu": 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3))),
                 "silu": x / (1 + np.exp(-x))}[act]
     assert np.allclose(nn.Activation(act)(x), expected, atol=1e-6)
-    with pytest.raises(ShapeError, match="unknown activation"):
+    with pytest.raises(ArgumentError, match="unknown activation"):
         nn.Activation("bogus")
 
 

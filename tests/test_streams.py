@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from gpuinit import dtypes, streams
+from gpuinit import GpuInitError, draws, dtypes, streams
 from gpuinit.streams import Fill
 
 keys = st.tuples(st.integers(0, 2**64 - 1), st.integers(0, 2**64 - 1))
@@ -84,12 +84,12 @@ def test_any_element_range_equals_that_slice_of_the_whole(key, fill, dtype, n, s
 def test_chunked_threaded_fill_equals_one_shot(key, fill, dtype, n, chunk):
     whole = gen(fill, key, n, dtype)
     out = np.empty(n, dtype)
-    old = streams.CHUNK_ELEMENTS
-    streams.CHUNK_ELEMENTS = chunk
+    old = streams.cpu.CHUNK_ELEMENTS
+    streams.cpu.CHUNK_ELEMENTS = chunk
     try:
         streams.fill_many([(out, fill, key, 0)])
     finally:
-        streams.CHUNK_ELEMENTS = old
+        streams.cpu.CHUNK_ELEMENTS = old
     assert np.array_equal(out, whole)
 
 
@@ -102,9 +102,9 @@ def test_keys_depend_on_seed_and_path_only():
 
 
 def test_seed_validation():
-    with pytest.raises(streams.GpuInitError, match="non-negative integer"):
+    with pytest.raises(GpuInitError, match="non-negative integer"):
         streams.seed(-1)
-    with pytest.raises(streams.GpuInitError, match="non-negative integer"):
+    with pytest.raises(GpuInitError, match="non-negative integer"):
         streams.seed(1.5)
 
 
@@ -163,7 +163,7 @@ def test_uniform_range_and_mean():
 
 def test_stream_draws_are_sequential_and_block_aligned():
     key = streams.derive_key(1, "s")
-    s = streams.Stream(key)
+    s = draws.Stream(key)
     a = s.draw(Fill.uniform(0, 1), (3,), np.float32)  # 2 words, padded to 4
     b = s.draw(Fill.uniform(0, 1), (2,), np.float32)
     assert np.array_equal(a, gen(Fill.uniform(0, 1), key, 3))
@@ -178,5 +178,5 @@ def test_batched_keys_equal_seed_sequence(seed, paths):
     expected = [tuple(int(w) for w in np.random.SeedSequence(seed, spawn_key=tuple(p.encode("utf-8")))
                       .generate_state(2, np.uint64)) for p in paths]
     assert streams.derive_keys(seed, paths) == expected
-    from gpuinit import seedseq
+    from gpuinit.streams import seedseq
     assert [tuple(map(int, row)) for row in seedseq.derive_keys(seed, paths)] == expected

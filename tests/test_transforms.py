@@ -7,8 +7,8 @@ import statistics
 import numpy as np
 import pytest
 
-from gpuinit import transforms
-from gpuinit.transforms import F32, F64
+from gpuinit.streams import transforms
+from gpuinit.streams.transforms import F32, F64
 
 
 def ulps(got, exact, prec):

@@ -1,12 +1,13 @@
-"""The initializer protocol: declarative fills that the store fuses, and Gluon's Python hooks.
+"""The initializer protocol: declarative fills that the engine fuses, and Gluon's Python hooks.
 
-An initializer answers one question per parameter: how to fill it. Built-in initializers answer
-with a :class:`~gpuinit.streams.Fill` (a distribution and its numbers), which the store runs for
-many parameters at once on the parameter's own stream. A subclass that overrides one of Gluon's
-hooks (``_init_weight``, ``_init_bias``, ``_init_gamma``, ``_init_beta``, ``_init_default``) is
-called with the parameter's name and its freshly allocated, zeroed array, and fills it in place;
-inside the hook, ``gpuinit.nd.random`` draws from the parameter's own stream, so even custom
-initializers give the same numbers for the same seed and architecture.
+An initializer answers one question per parameter, :meth:`Initializer.fill_for`: how to fill it.
+Built-in initializers answer with a :class:`~gpuinit.streams.Fill` (a distribution and its
+numbers), which the fill engine runs for many parameters at once, each on its own stream. A
+subclass that overrides one of Gluon's hooks (``_init_weight``, ``_init_bias``, ``_init_gamma``,
+``_init_beta``, ``_init_default``) is called with the parameter's name and its freshly allocated,
+zeroed array, and fills it in place; inside the hook, ``gpuinit.nd.random`` draws from the
+parameter's own stream, so even custom initializers give the same numbers for the same seed and
+architecture.
 
 Dispatch is by the parameter's declared role (``Parameter(role="bias")``), never by its name.
 """
@@ -16,8 +17,10 @@ from __future__ import annotations
 import numpy as np
 
 from .. import dtypes
+from ..device import device_of
+from ..draws import active_or_new_stream
 from ..errors import InitializerError
-from ..streams import Fill, active_or_new_stream
+from ..streams import Fill
 
 ROLES = ("weight", "bias", "gamma", "beta", "running_mean", "running_var", "default")
 ZEROS, ONES = Fill.constant(0.0), Fill.constant(1.0)
@@ -101,11 +104,11 @@ class Initializer:
 
     # --- what the store calls --------------------------------------------------------------
 
-    def plan_fill(self, desc: InitDesc):
+    def fill_for(self, desc: InitDesc):
         """How to fill the parameter ``desc``: a :class:`Fill`, or a callable ``fn(arr)``.
 
-        A callable means a Python hook that fills the array in place; the store calls it with the
-        parameter's stream active.
+        A callable means a Python hook that fills the array in place; the lifecycle calls it with
+        the parameter's stream active.
         """
         role = "weight" if desc.own else desc.role
         if role not in _HOOKS:
@@ -125,13 +128,12 @@ class Initializer:
         """
         if not isinstance(desc, InitDesc):
             desc = InitDesc(desc, role="weight", shape=arr.shape, dtype=arr.dtype)
-        plan = self.plan_fill(desc)
-        stream = active_or_new_stream(str(desc))
-        with stream:
-            if isinstance(plan, Fill):
-                fill_in_place(arr, plan)
+        how = self.fill_for(desc)
+        with active_or_new_stream(str(desc)):
+            if isinstance(how, Fill):
+                fill_in_place(arr, how)
             else:
-                plan(arr)
+                how(arr)
 
     # --- declarative fills, by role ----------------------------------------------------------
 
@@ -188,8 +190,8 @@ class Initializer:
 def fill_in_place(arr, fill: Fill) -> None:
     """Fill ``arr`` (NumPy or CuPy) from the active stream, advancing it."""
     stream = active_or_new_stream("fill")
+    fill.check(arr.dtype, "the array")
     if fill.family == "constant":
         dtypes.assign(arr, fill.a)
         return
-    from ..backend import array_module_of
-    arr[...] = stream.draw(fill, arr.shape, arr.dtype, array_module_of(arr))
+    arr[...] = stream.draw(fill, arr.shape, arr.dtype, device_of(arr))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .. import checks
+from ..errors import InitializerError
 from ..streams import Fill
 from .base import Initializer
 
@@ -15,7 +17,7 @@ class Constant(Initializer):
 
     def __init__(self, value: float = 0.0):
         super().__init__(value=value)
-        self.value = float(value)
+        self.value = checks.real(value, "value", "Constant", error=InitializerError)
         self._constant = Fill.constant(self.value)  # one Fill shared by every parameter it fills
 
     def _fill(self, desc) -> Fill:

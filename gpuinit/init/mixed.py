@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import re
-
-from ..errors import InitializerError
+from .. import checks
+from ..errors import ArgumentTypeError, InitializerError
 from .base import Initializer
 
 
@@ -20,18 +19,22 @@ class Mixed(Initializer):
     """
 
     def __init__(self, patterns, initializers):
+        if isinstance(patterns, str) or isinstance(initializers, (str, Initializer)):
+            raise ArgumentTypeError("Mixed takes a list of patterns and a list of initializers, e.g. "
+                                    "Mixed(['.*bias', '.*'], [Zero(), Uniform()])")
         patterns, initializers = list(patterns), list(initializers)
         if len(patterns) != len(initializers):
             raise InitializerError(f"Mixed needs one initializer per pattern: got {len(patterns)} "
                                    f"patterns and {len(initializers)} initializers")
         from . import create
         super().__init__(patterns=patterns, initializers=initializers)
-        self.map = [(re.compile(p), create(i)) for p, i in zip(patterns, initializers)]
+        self.map = [(checks.pattern(p, "pattern", "Mixed", error=InitializerError), create(i))
+                    for p, i in zip(patterns, initializers)]
 
-    def plan_fill(self, desc):
+    def fill_for(self, desc):
         for prog, initializer in self.map:
             if prog.match(str(desc)) or prog.match(desc.path):
-                return initializer.plan_fill(desc)
+                return initializer.fill_for(desc)
         raise InitializerError(
             f"parameter {str(desc)!r} (path {desc.path!r}) matches none of the patterns "
             f"{[p.pattern for p, _ in self.map]}; add a '.*' pattern last with a default initializer")

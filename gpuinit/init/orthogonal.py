@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import checks
+from ..backend import array_module_of
+from ..draws import active_or_new_stream
 from ..errors import InitializerError
-from ..streams import Fill, active_stream
+from ..streams import Fill
 from .base import Initializer
 
 
@@ -27,10 +30,10 @@ class Orthogonal(Initializer):
     """
 
     def __init__(self, scale: float = 1.414, rand_type: str = "uniform"):
-        if rand_type not in ("uniform", "normal"):
-            raise InitializerError(f"Orthogonal rand_type must be 'uniform' or 'normal', got {rand_type!r}")
+        checks.choice(rand_type, ("uniform", "normal"), "rand_type", "Orthogonal", error=InitializerError)
+        scale = checks.real(scale, "scale", "Orthogonal", error=InitializerError)
         super().__init__(scale=scale, rand_type=rand_type)
-        self.scale = float(scale)
+        self.scale = scale
         self.rand_type = rand_type
 
     def _init_weight(self, name, arr):
@@ -41,9 +44,8 @@ class Orthogonal(Initializer):
         cols = int(np.prod(arr.shape[1:], dtype=np.int64))
         fill = Fill.uniform(-1.0, 1.0) if self.rand_type == "uniform" else Fill.normal(0.0, 1.0)
         tall = rows >= cols
-        draw = active_stream().draw(fill, (rows, cols) if tall else (cols, rows), np.float64)
+        draw = active_or_new_stream("orthogonal").draw(fill, (rows, cols) if tall else (cols, rows), np.float64)
         q, r = np.linalg.qr(draw)
         q *= np.where(np.diag(r) < 0, -1.0, 1.0)
         result = (q if tall else q.T) * self.scale
-        from ..backend import array_module_of
         arr[...] = array_module_of(arr).asarray(result.reshape(arr.shape).astype(arr.dtype))

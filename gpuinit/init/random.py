@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .. import checks
 from ..errors import InitializerError
 from ..streams import Fill
 from .base import Initializer
@@ -16,7 +17,8 @@ class Uniform(Initializer):
 
     def __init__(self, scale: float = 0.07):
         super().__init__(scale=scale)
-        self.scale = float(scale)
+        self.scale = checks.real(scale, "scale", "Uniform", minimum=0, error=InitializerError,
+                                 hint="pass the half-width of the interval, e.g. Uniform(0.07)")
         self._fill = Fill.uniform(-self.scale, self.scale)  # shared: it does not depend on the shape
 
     def _weight_fill(self, desc) -> Fill:
@@ -32,7 +34,8 @@ class Normal(Initializer):
 
     def __init__(self, sigma: float = 0.01):
         super().__init__(sigma=sigma)
-        self.sigma = float(sigma)
+        self.sigma = checks.real(sigma, "sigma", "Normal", minimum=0, error=InitializerError,
+                                 hint="pass the standard deviation, e.g. Normal(0.01)")
         self._fill = Fill.normal(0.0, self.sigma)
 
     def _weight_fill(self, desc) -> Fill:
@@ -52,10 +55,16 @@ class TruncatedNormal(Initializer):
     """
 
     def __init__(self, mean: float = 0.0, sigma: float = 0.01, a: float = -2.0, b: float = 2.0):
+        where = "TruncatedNormal"
+        mean = checks.real(mean, "mean", where, error=InitializerError)
+        sigma = checks.real(sigma, "sigma", where, minimum=0, error=InitializerError)
+        a = checks.real(a, "a", where, error=InitializerError)
+        b = checks.real(b, "b", where, error=InitializerError)
         if not a < b:
-            raise InitializerError(f"TruncatedNormal needs a < b, got a={a!r}, b={b!r}")
+            raise InitializerError(f"TruncatedNormal needs a < b, got a={a!r}, b={b!r}; the bounds are "
+                                   "in units of sigma, e.g. a=-2.0, b=2.0")
         super().__init__(mean=mean, sigma=sigma, a=a, b=b)
-        self.mean, self.sigma, self.a, self.b = float(mean), float(sigma), float(a), float(b)
+        self.mean, self.sigma, self.a, self.b = mean, sigma, a, b
         self._fill = Fill.truncated_normal(self.mean, self.sigma, self.a, self.b)
 
     def _weight_fill(self, desc) -> Fill:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 
+from .. import checks
 from ..errors import InitializerError
 from ..streams import Fill
 from .base import Initializer, fans
@@ -31,14 +32,12 @@ class VarianceScaling(Initializer):
     """
 
     def __init__(self, scale: float = 1.0, mode: str = "fan_in", distribution: str = "truncated_normal"):
-        if mode not in _MODES:
-            raise InitializerError(f"mode must be one of {_MODES}, got {mode!r}")
-        if distribution not in _DISTRIBUTIONS:
-            raise InitializerError(f"distribution must be one of {_DISTRIBUTIONS}, got {distribution!r}")
-        if not scale > 0:
-            raise InitializerError(f"scale must be positive, got {scale!r}")
+        where = type(self).__name__
+        checks.choice(mode, _MODES, "mode", where, error=InitializerError)
+        checks.choice(distribution, _DISTRIBUTIONS, "distribution", where, error=InitializerError)
+        scale = checks.real(scale, "scale", where, above=0, error=InitializerError)
         super().__init__(scale=scale, mode=mode, distribution=distribution)
-        self._core = (float(scale), mode, distribution)
+        self._core = (scale, mode, distribution)
 
     def _weight_fill(self, desc) -> Fill:
         scale, mode, distribution = self._core
@@ -70,10 +69,10 @@ class Xavier(VarianceScaling):
     """
 
     def __init__(self, rnd_type: str = "uniform", factor_type: str = "avg", magnitude: float = 3):
-        if rnd_type not in ("uniform", "gaussian"):
-            raise InitializerError(f"Xavier rnd_type must be 'uniform' or 'gaussian', got {rnd_type!r}")
-        if factor_type not in ("avg", "in", "out"):
-            raise InitializerError(f"Xavier factor_type must be 'avg', 'in' or 'out', got {factor_type!r}")
+        where = type(self).__name__
+        checks.choice(rnd_type, ("uniform", "gaussian"), "rnd_type", where, error=InitializerError)
+        checks.choice(factor_type, ("avg", "in", "out"), "factor_type", where, error=InitializerError)
+        magnitude = checks.real(magnitude, "magnitude", where, above=0, error=InitializerError)
         # U(-b, b) has variance b^2 / 3, so Gluon's uniform bound sqrt(m / f) is variance m / (3 f).
         scale = magnitude / 3.0 if rnd_type == "uniform" else magnitude
         super().__init__(scale, "fan_" + factor_type, "uniform" if rnd_type == "uniform" else "normal")
@@ -91,6 +90,7 @@ class MSRAPrelu(Xavier):
     """
 
     def __init__(self, factor_type: str = "avg", slope: float = 0.25):
+        slope = checks.real(slope, "slope", "MSRAPrelu", error=InitializerError)
         super().__init__("gaussian", factor_type, 2.0 / (1 + slope ** 2))
         self._preset(factor_type=factor_type, slope=slope)
 
@@ -99,6 +99,10 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
     """The gain PyTorch's ``torch.nn.init.calculate_gain`` gives for a nonlinearity."""
     linear = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
               "conv_transpose3d", "sigmoid")
+    checks.choice(nonlinearity, linear + ("tanh", "relu", "leaky_relu", "selu"), "nonlinearity",
+                  "calculate_gain", error=InitializerError)
+    if param is not None:
+        param = checks.real(param, "param", "calculate_gain", error=InitializerError)
     if nonlinearity in linear:
         return 1.0
     if nonlinearity == "tanh":
@@ -118,6 +122,7 @@ class XavierUniform(VarianceScaling):
     """``torch.nn.init.xavier_uniform_``: U(-a, a), ``a = gain * sqrt(6 / (fan_in + fan_out))``."""
 
     def __init__(self, gain: float = 1.0):
+        gain = checks.real(gain, "gain", "XavierUniform", above=0, error=InitializerError)
         super().__init__(gain ** 2, "fan_avg", "uniform")
         self._preset(gain=gain)
 
@@ -126,14 +131,13 @@ class XavierNormal(VarianceScaling):
     """``torch.nn.init.xavier_normal_``: N(0, std^2), ``std = gain * sqrt(2 / (fan_in + fan_out))``."""
 
     def __init__(self, gain: float = 1.0):
+        gain = checks.real(gain, "gain", "XavierNormal", above=0, error=InitializerError)
         super().__init__(gain ** 2, "fan_avg", "normal")
         self._preset(gain=gain)
 
 
-def _kaiming_mode(mode: str) -> str:
-    if mode not in ("fan_in", "fan_out"):
-        raise InitializerError(f"Kaiming mode must be 'fan_in' or 'fan_out', got {mode!r}")
-    return mode
+def _kaiming_mode(mode: str, where: str) -> str:
+    return checks.choice(mode, ("fan_in", "fan_out"), "mode", where, error=InitializerError)
 
 
 class KaimingUniform(VarianceScaling):
@@ -143,7 +147,7 @@ class KaimingUniform(VarianceScaling):
     """
 
     def __init__(self, a: float = 0, mode: str = "fan_in", nonlinearity: str = "leaky_relu"):
-        super().__init__(calculate_gain(nonlinearity, a) ** 2, _kaiming_mode(mode), "uniform")
+        super().__init__(calculate_gain(nonlinearity, a) ** 2, _kaiming_mode(mode, "KaimingUniform"), "uniform")
         self._preset(a=a, mode=mode, nonlinearity=nonlinearity)
 
 
@@ -151,5 +155,5 @@ class KaimingNormal(VarianceScaling):
     """``torch.nn.init.kaiming_normal_``: N(0, std^2), ``std = gain / sqrt(fan_mode)``."""
 
     def __init__(self, a: float = 0, mode: str = "fan_in", nonlinearity: str = "leaky_relu"):
-        super().__init__(calculate_gain(nonlinearity, a) ** 2, _kaiming_mode(mode), "normal")
+        super().__init__(calculate_gain(nonlinearity, a) ** 2, _kaiming_mode(mode, "KaimingNormal"), "normal")
         self._preset(a=a, mode=mode, nonlinearity=nonlinearity)

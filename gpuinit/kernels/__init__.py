@@ -2,18 +2,20 @@
 
 Sources, beside this file:
 
-- ``philox.cuh``: Philox4x64-10, the 256-bit counter, the transforms of ``gpuinit.streams`` (with
-  ``gpuinit.transforms``'s log, sine and cosine, operation for operation), float16 and bfloat16
-  rounding, the job table and what one thread does with its group, written once for host and
-  device (``host.cpp`` builds it for the host, so the tests check the GPU's arithmetic, and the
-  store's launch tables, against NumPy on machines with no GPU);
+- ``philox.cuh``: Philox4x64-10, the 256-bit counter, the transforms of the stream contract
+  (``gpuinit.streams.spec``, with ``gpuinit.streams.transforms``'s log, sine and cosine, operation
+  for operation), float16 and bfloat16 rounding, the job table and what one thread does with its
+  group, written once for host and device (``host.cpp`` builds it for the host, so the tests check
+  the GPU's arithmetic, and the launch tables, against NumPy on machines with no GPU);
 - ``init_kernels.cu``: ``init_fill<T, FAMILY>``, one fused launch per distribution family and
-  output type over a table of jobs (:func:`table_from_columns`, :func:`launch`).
+  output type over a table of jobs (:func:`launch_tables`).
 
 The source text is compiled by CuPy's ``RawModule`` (NVRTC) on first use on each device, never at
 import, with ``--fmad=false`` so that every operation rounds as NumPy's do, and cached per device.
-To add a kernel: write it in a ``.cu`` file here, list its name expressions, and reach it through
-one wrapper like :func:`fill_many` that checks dtype, contiguity and size and picks the launch.
+
+Every launch goes through one checked door, :func:`prepare` (or :func:`fill`, which prepares and
+runs): it checks dtypes, bounds, alignment and word offsets before building the tables. To add a
+kernel: write it in a ``.cu`` file here, list its name expressions, and give it one such door.
 """
 
 from __future__ import annotations
@@ -127,12 +129,82 @@ def table_from_columns(dtype, family: str, out_ptr, count, keys, fills, fill_ind
     return table, int(spans.sum())
 
 
-def build_table(jobs, dtype, family: str) -> tuple[np.ndarray, int]:
-    """The job table of one launch over arrays, and its number of thread groups.
+def launch_tables(base: int, jobs, nbytes: int | None = None) -> list:
+    """The launches that run ``jobs`` in memory at address ``base``, as host tables.
 
     Args:
-        jobs: ``(out, fill, key, word_offset)`` or ``(out, fill, key, word_offset, start)``: ``out``
-            (C-contiguous, of ``dtype``, non-empty) receives elements ``[start, start + out.size)``.
+        base: the device address jobs' offsets count from.
+        jobs: :class:`~gpuinit.streams.FillJob` objects (empty ones are skipped).
+        nbytes: the size of the memory at ``base``; every job must fall inside it.
+
+    Returns:
+        ``(dtype, family, table, total_groups, nbytes)`` per launch: one per (dtype, family)
+        present, each table listing its jobs by address.
+
+    Raises:
+        GpuInitError: a job outside the memory or not aligned to its elements, or as
+            :func:`table_from_columns`.
+    """
+    groups: dict = {}
+    for job in jobs:
+        if job.count:
+            groups.setdefault((job.dtype, job.fill.family), []).append(job)
+    launches = []
+    for (dtype, family), group in groups.items():
+        dtype = supported(dtype)
+        fills, fill_index = distinct_fills([j.fill for j in group])
+        offsets = np.fromiter((j.offset for j in group), np.int64, len(group))
+        counts = np.fromiter((j.count for j in group), np.int64, len(group))
+        if nbytes is not None:
+            ends = offsets + counts * dtype.itemsize
+            bad = (offsets < 0) | (counts < 0) | (ends > nbytes) | (offsets % dtype.itemsize != 0)
+            if bad.any():
+                j = group[int(np.argmax(bad))]
+                raise GpuInitError(f"GPU fill job of {j.count} {dtype} elements at byte {j.offset} does not "
+                                   f"fit, aligned, in the {nbytes} bytes it was given")
+        offsets, counts = offsets.astype(np.uint64), counts.astype(np.uint64)
+        table, total = table_from_columns(
+            dtype, family, offsets + np.uint64(base), counts, [j.key for j in group], fills, fill_index,
+            begin=[j.start for j in group], word_offset=[j.word_offset for j in group])
+        launches.append((dtype, family, table, total, int(counts.sum()) * dtype.itemsize))
+    return launches
+
+
+def jobs_from_arrays(jobs) -> tuple[int, int, list]:
+    """Jobs over separate arrays as :class:`~gpuinit.streams.FillJob` objects in one address range.
+
+    Args:
+        jobs: ``(out, fill, key, word_offset)`` or ``(out, fill, key, word_offset, start)``:
+            ``out`` (C-contiguous, of a supported dtype) receives elements ``[start, start +
+            out.size)``.
+
+    Returns:
+        ``(base, nbytes, jobs)``: the range from the lowest array's address to the end of the
+        highest, and a job per array with its offset in that range.
+
+    Raises:
+        GpuInitError: an array is not C-contiguous or of a dtype the kernels cannot write.
+    """
+    from ..streams import FillJob
+    jobs = [job for job in jobs if job[0].size]
+    for out, *_ in jobs:
+        supported(out.dtype)
+        if not out.flags.c_contiguous:
+            raise GpuInitError(f"GPU fill needs C-contiguous {out.dtype} arrays, got {out.dtype} with "
+                               f"shape {out.shape} (contiguous: {out.flags.c_contiguous})")
+    if not jobs:
+        return 0, 0, []
+    pointers = [_pointer(job[0]) for job in jobs]
+    base = min(pointers)
+    end = max(p + job[0].nbytes for p, job in zip(pointers, jobs))
+    return base, end - base, [
+        FillJob(p - base, np.dtype(job[0].dtype), job[0].size, job[2], job[1],
+                int(job[4]) if len(job) > 4 else 0, int(job[3])) for p, job in zip(pointers, jobs)]
+
+
+def build_table(jobs, dtype, family: str) -> tuple[np.ndarray, int]:
+    """The job table of one launch over arrays of ``dtype`` and fills of ``family``, and its
+    number of thread groups (see :func:`jobs_from_arrays`).
 
     Raises:
         GpuInitError: a job's array has another dtype or is not contiguous, or as
@@ -143,11 +215,9 @@ def build_table(jobs, dtype, family: str) -> tuple[np.ndarray, int]:
         if out.dtype != dtype or not out.flags.c_contiguous:
             raise GpuInitError(f"GPU fill needs C-contiguous {dtype} arrays, got {out.dtype} with "
                                f"shape {out.shape} (contiguous: {out.flags.c_contiguous})")
-    fills, fill_index = distinct_fills([job[1] for job in jobs])
-    return table_from_columns(
-        dtype, family, [_pointer(job[0]) for job in jobs], [job[0].size for job in jobs],
-        [job[2] for job in jobs], fills, fill_index,
-        begin=[int(job[4]) if len(job) > 4 else 0 for job in jobs], word_offset=[job[3] for job in jobs])
+    base, _, fill_jobs = jobs_from_arrays(jobs)
+    ((_, _, table, total, _),) = launch_tables(base, fill_jobs)
+    return table, total
 
 
 def distinct_fills(fills) -> tuple[list, list]:
@@ -179,38 +249,65 @@ def compiled(device):
         return _modules[device.index]
 
 
-def launch(device, dtype, family: str, table: np.ndarray, total_groups: int) -> None:
-    """One fused fill on ``device``: copy ``table`` there and run the kernel over it.
+class Launches:
+    """Fused fills checked and ready to run on a device: made by :func:`prepare`, run by
+    :meth:`run`. Their tables are already on the device."""
 
-    Asynchronous on the current stream; the table's device copy is freed (stream-ordered by CuPy's
-    pool) when this returns.
-    """
-    if not len(table):
-        return
-    from ..backend import cupy_module
-    cupy = cupy_module()
-    with device.activate():
-        mod, sms = compiled(device)
-        d_table = cupy.asarray(table.view(np.uint8))
-        blocks = int(min(-(-total_groups // THREADS_PER_BLOCK), sms * 32))
-        kernel = mod.get_function(name_expression(dtype, family))
-        kernel((blocks,), (THREADS_PER_BLOCK,), (d_table, np.int32(len(table)), np.uint64(total_groups)))
+    def __init__(self, device, items):
+        self.device = device
+        self._items = items  # (kernel, device table, jobs, total groups, nbytes)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the launches write."""
+        return sum(item[4] for item in self._items)
+
+    def run(self, progress=None) -> None:
+        """Enqueue the launches on the current stream (asynchronous: nothing waits for them)."""
+        with self.device.activate():
+            _, sms = compiled(self.device)
+            for kernel, d_table, njobs, total, nbytes in self._items:
+                blocks = int(min(-(-total // THREADS_PER_BLOCK), sms * 32))
+                kernel((blocks,), (THREADS_PER_BLOCK,), (d_table, np.int32(njobs), np.uint64(total)))
+                if progress:
+                    progress(nbytes)
 
 
-def fill_many(device, jobs) -> None:
-    """Fill CuPy arrays on ``device``, one launch per (family, dtype) present.
+def prepare(device, base: int, nbytes: int, jobs) -> Launches:
+    """Check ``jobs`` and build their launches, to fill memory at device address ``base``.
+
+    Compiles the kernels on first use on ``device`` and copies the job tables there.
 
     Args:
-        device: the CUDA :class:`~gpuinit.device.Device` the arrays live on.
-        jobs: iterable of ``(out, fill, key, word_offset)`` as for :func:`gpuinit.streams.fill_many`,
-            optionally with a fifth item ``start``: ``out`` then receives elements
-            ``[start, start + out.size)`` of the fill (a shard of a larger parameter).
+        device: the CUDA :class:`~gpuinit.device.Device` the memory is on.
+        base, nbytes: the memory the jobs write, an arena (every job must fall inside it).
+        jobs: :class:`~gpuinit.streams.FillJob` objects.
 
-    Launches are asynchronous on the current stream; the store synchronizes once at the end.
+    Raises:
+        GpuInitError: a job outside the memory, misaligned, of an unsupported dtype, or with a
+            word offset that is not a multiple of 4.
     """
-    groups: dict = {}
-    for job in jobs:
-        if job[0].size:
-            groups.setdefault((np.dtype(job[0].dtype), job[1].family), []).append(job)
-    for (dtype, family), group in groups.items():
-        launch(device, dtype, family, *build_table(group, dtype, family))
+    from ..backend import cupy_module
+    cupy = cupy_module()
+    items = []
+    with device.activate():
+        mod, _ = compiled(device)
+        for dtype, family, table, total, size in launch_tables(base, jobs, nbytes):
+            items.append((mod.get_function(name_expression(dtype, family)), cupy.asarray(table.view(np.uint8)),
+                          len(table), total, size))
+    return Launches(device, items)
+
+
+def fill(device, base: int, nbytes: int, jobs, progress=None) -> None:
+    """The one door to the fill kernels: check ``jobs`` and run them into memory at ``base``.
+
+    One launch per (dtype, family) present, asynchronous on the current stream (the caller
+    synchronizes once, after all its work). See :func:`prepare` for the arguments.
+    """
+    prepare(device, base, nbytes, jobs).run(progress)
+
+
+def fill_arrays(device, jobs) -> None:
+    """Fill CuPy arrays on ``device`` through :func:`fill` (see :func:`jobs_from_arrays`)."""
+    base, nbytes, fill_jobs = jobs_from_arrays(jobs)
+    fill(device, base, nbytes, fill_jobs)

@@ -4,7 +4,7 @@
 // A thread computes one Philox block and writes the 8 (32-bit or smaller outputs, but for the
 // truncated normal) or 4 elements it yields, contiguously, with 16-byte stores where aligned.
 // Element i depends only on (key, word offset, i), never on the grid, the block size or the
-// device, so any launch shape gives the numbers of gpuinit/streams.py. The job table and what a
+// device, so any launch shape gives the numbers of gpuinit/streams/spec.py. The job table and what a
 // thread does with its group (run_group) are in philox.cuh, so the host build runs them too.
 // Compile with --fmad=false: the contract rounds every operation separately.
 #include "philox.cuh"

@@ -1,4 +1,4 @@
-// Philox4x64-10 and the fill transforms of gpuinit's stream contract (gpuinit/streams.py).
+// Philox4x64-10 and the fill transforms of gpuinit's stream contract (gpuinit/streams/spec.py).
 //
 // One header for both sides: NVRTC/nvcc compile it into the CUDA kernels, g++ compiles it into a
 // host library so that its arithmetic is tested against the NumPy reference on machines with no
@@ -137,9 +137,9 @@ GI_HD void put64(unsigned short* p, double v) { *p = half_from_double(v); }
 GI_HD void put32(bf16* p, float v) { p->bits = bf16_from_float(v); }
 GI_HD void put64(bf16* p, double v) { p->bits = bf16_from_float((float)v); }  // via float32, as ml_dtypes
 
-// --- transforms: gpuinit/transforms.py, operation for operation --------------------------------
+// --- transforms: gpuinit/streams/transforms.py, operation for operation ------------------------
 
-// The compute types' constants: the same hex literals as gpuinit/transforms.py's F32 and F64.
+// The compute types' constants: the same hex literals as gpuinit/streams/transforms.py's F32 and F64.
 template <typename C> struct Prec;
 
 template <> struct Prec<float> {

@@ -7,30 +7,39 @@ each call takes the next global seed (see ``gpuinit.seed``).
 
 from __future__ import annotations
 
-import numpy as np
-
+from .. import checks
 from ..device import as_device
-from ..streams import Fill, active_or_new_stream
+from ..draws import active_or_new_stream
+from ..streams import Fill
 
 
-def _draw(fill: Fill, shape, dtype, device, ctx):
+def _draw(fill: Fill, shape, dtype, device, ctx, where):
     device = as_device(device if device is not None else ctx)
-    shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
-    stream = active_or_new_stream("nd.random")
-    with device.activate():
-        return stream.draw(fill, shape, dtype, device.xp)
+    shape = checks.shape(shape, "shape", where)
+    return active_or_new_stream("nd.random").draw(fill, shape, dtype, device)
+
+
+def _number(value, what, where, **bounds):
+    return checks.real(value, what, where, **bounds)
 
 
 def uniform(low=0.0, high=1.0, shape=(1,), dtype="float32", device=None, ctx=None):
     """Samples of U(low, high), of ``shape`` and ``dtype``, on ``device``."""
-    return _draw(Fill.uniform(low, high), shape, dtype, device, ctx)
+    where = "nd.random.uniform"
+    low, high = _number(low, "low", where), _number(high, "high", where)
+    return _draw(Fill.uniform(low, high), shape, dtype, device, ctx, where)
 
 
 def normal(loc=0.0, scale=1.0, shape=(1,), dtype="float32", device=None, ctx=None):
     """Samples of N(loc, scale^2), of ``shape`` and ``dtype``, on ``device``."""
-    return _draw(Fill.normal(loc, scale), shape, dtype, device, ctx)
+    where = "nd.random.normal"
+    fill = Fill.normal(_number(loc, "loc", where), _number(scale, "scale", where, minimum=0))
+    return _draw(fill, shape, dtype, device, ctx, where)
 
 
 def truncated_normal(loc=0.0, scale=1.0, a=-2.0, b=2.0, shape=(1,), dtype="float32", device=None, ctx=None):
     """Samples of N(loc, scale^2) truncated to ``[loc + a*scale, loc + b*scale]``."""
-    return _draw(Fill.truncated_normal(loc, scale, a, b), shape, dtype, device, ctx)
+    where = "nd.random.truncated_normal"
+    fill = Fill.truncated_normal(_number(loc, "loc", where), _number(scale, "scale", where, minimum=0),
+                                 _number(a, "a", where), _number(b, "b", where))
+    return _draw(fill, shape, dtype, device, ctx, where)

@@ -1,24 +1,24 @@
-"""Blocks: the containers that own parameters, name them, and run deferred initialization.
+"""Blocks: the containers that own parameters, name them, and call the lifecycle.
 
 A :class:`Block` registers the sub-blocks and :class:`~gpuinit.parameter.Parameter` objects
 assigned to its attributes. Its first call after ``initialize()`` with parameters still waiting
-for their shapes runs a shape-only pass (``gpuinit.meta``) through ``forward``, which fixes every
-unknown dimension; the store then allocates and fills all those parameters as one step, and only
-then does the real forward run.
+for their shapes hands over to :func:`gpuinit.lifecycle.first_forward`: a shape-only pass
+(``gpuinit.meta``) through ``forward`` fixes every unknown dimension, all those parameters are
+allocated and filled as one step, the real forward runs, and only then does anything change for
+good. Later calls just run ``forward``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import re
 import threading
 from collections import OrderedDict
 
-
+from .. import checks, dtypes, lifecycle
 from ..backend import is_cupy_array
-from ..errors import DeviceError, GpuInitError, PlanError, ShapeError
+from ..errors import ArgumentTypeError, DeviceError, ShapeError
 from ..meta import MetaArray, is_meta
-from ..parameter import Parameter, ParameterDict, materialize_lock
+from ..parameter import Parameter, ParameterDict, inferring
 
 # --- names: Gluon 1.x's prefixes (dense0_, dense1_, ...) ------------------------------------
 
@@ -68,10 +68,13 @@ class Block:
     """
 
     def __init__(self, prefix=None, params=None):
+        if prefix is not None:
+            checks.text(prefix, "prefix", type(self).__name__, empty=True)
         object.__setattr__(self, "_children", OrderedDict())
         object.__setattr__(self, "_reg_params", OrderedDict())
         object.__setattr__(self, "_prefix", prefix if prefix is not None else _new_prefix(self._alias()))
         object.__setattr__(self, "_scope_counters", {})
+        object.__setattr__(self, "_deferred_cache", (-1, False))
         object.__setattr__(self, "params", ParameterDict(prefix=self._prefix))
 
     @classmethod
@@ -101,17 +104,23 @@ class Block:
     def __setattr__(self, name, value):
         if isinstance(value, Block):
             self._children[name] = value
+            lifecycle.bump()
         elif isinstance(value, Parameter):
-            if value._owner is None:
+            if not value._named:  # the first block it is assigned to gives it its prefix
                 if not value.name.startswith(self._prefix):
                     value.name = self._prefix + value.name
-                value._owner = self
+                value._named = True
             self._reg_params[name] = value
+            lifecycle.bump()
         object.__setattr__(self, name, value)
 
     def register_child(self, block: "Block", name: str | None = None) -> "Block":
         """Add ``block`` as a child under ``name`` (default: its position)."""
+        if not isinstance(block, Block):
+            raise ArgumentTypeError(f"{type(self).__name__} {self.name!r}: register_child takes a Block, got "
+                                    f"{block!r}")
         self._children[name if name is not None else str(len(self._children))] = block
+        lifecycle.bump()
         return block
 
     # --- parameters ------------------------------------------------------------------------
@@ -133,7 +142,7 @@ class Block:
             select: a regular expression; only parameters whose names match are kept.
         """
         params, paths = OrderedDict(), {}
-        pattern = re.compile(select) if select else None
+        pattern = checks.pattern(select, "select", f"{type(self).__name__}.collect_params") if select else None
         seen = set()
         for path, p in self._walk():
             if id(p) in seen or (pattern and not pattern.match(p.name)):
@@ -169,9 +178,18 @@ class Block:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *args, **kwargs):
+        if getattr(_calls, "depth", 0) == 0 and not inferring() and not _any_meta(args, kwargs):
+            _check_inputs(self, args, kwargs)
+            while True:
+                if self._has_deferred():
+                    return lifecycle.first_forward(self, args, kwargs, self._call_forward)
+                with lifecycle.access.using():
+                    if not self._has_deferred():  # still none, now that changes are held off
+                        return self._call_forward(args, kwargs)
+        return self._call_forward(args, kwargs)
+
+    def _call_forward(self, args, kwargs):
         depth = getattr(_calls, "depth", 0)
-        if depth == 0 and not any(is_meta(a) for a in args):
-            self._finish_deferred(args, kwargs)
         _calls.depth = depth + 1
         try:
             out = self.forward(*args, **kwargs)
@@ -206,74 +224,53 @@ class Block:
         for name, child in self._children.items():
             yield from child.named_blocks(f"{path}.{name}" if path else name)
 
-    def _deferred_params(self):
-        return [p for _, p in self._walk() if p.deferred]
+    def deferred_params(self) -> list:
+        """The parameters below this block whose initialization waits (shared ones once)."""
+        return list({id(p): p for _, p in self._walk() if p.deferred}.values())
+
+    def _has_deferred(self) -> bool:
+        generation, answer = self._deferred_cache
+        now = lifecycle.generation()
+        if generation != now:
+            answer = any(p.deferred for _, p in self._walk())
+            object.__setattr__(self, "_deferred_cache", (now, answer))
+        return answer
 
     def infer_shape(self, *args, **kwargs):
         """Run the shape-only pass: fill in unknown parameter dimensions; return the output's shape.
 
         Arrays (or :class:`~gpuinit.meta.MetaArray`) stand for inputs; only their shapes and dtypes
-        are used. Allocates no parameter memory. On failure every shape is restored.
-        """
-        params = list({id(p): p for _, p in self._walk()}.values())
-        before = [(p, p._shape) for p in params]
-        metas = [MetaArray(a.shape, a.dtype) if hasattr(a, "shape") and hasattr(a, "dtype") else a for a in args]
-        try:
-            out = self(*metas, **kwargs)  # shape-only inputs: no deferred check, no arithmetic
-        except Exception as exc:
-            for p, shape in before:
-                p._shape = shape
-            if isinstance(exc, GpuInitError) and not isinstance(exc, PlanError):
-                raise  # shape mismatches and the like already name their layer
-            where = getattr(exc, "gpuinit_block", self.name)
-            raise PlanError(f"shape inference failed in block {where!r}: {type(exc).__name__}: "
-                            f"{exc}") from exc
-        return out
+        are used. Allocates no parameter memory. On failure every shape is as it was.
 
-    def _finish_deferred(self, args, kwargs) -> None:
-        """Infer the deferred shapes from this call's inputs, then materialize them all at once."""
-        if not self._deferred_params():
-            return
-        from ..store import materialize
-        with materialize_lock:
-            deferred = self._deferred_params()
-            if not deferred:
-                return  # another thread finished it while we waited
-            before = [(p, p._shape) for p in deferred]
-            self.infer_shape(*args, **kwargs)
-            try:
-                materialize([(p, p._request) for p in deferred if p.shape_known])
-            except BaseException:
-                for p, shape in before:
-                    p._shape = shape
-                raise
+        Raises:
+            PlanError: a block's forward cannot run on shape-only arrays; ShapeError: the inputs
+                do not fit the network.
+        """
+        _check_inputs(self, args, kwargs)
+        out, _ = lifecycle.infer_shapes(self, args, kwargs, self._call_forward)
+        return out
 
     # --- helpers for layers ----------------------------------------------------------------
 
+    def _where(self) -> str:
+        return f"{type(self).__name__} {self.name!r}"
+
     def _fix_shape(self, param: Parameter, shape, what: str) -> None:
-        """Fill in ``param``'s unknown dimensions from ``shape``, or check they agree.
+        """Say that this input needs ``param`` to have ``shape``: unknown dimensions are filled in
+        during the shape-only pass, known ones checked.
 
         Raises:
-            ShapeError: the input implies a shape other than the parameter's; names the layer,
-                what was expected and what was given.
+            ShapeError: the input implies a shape other than the parameter's, or a dimension of
+                0; names the layer, what was expected and what was given.
         """
-        shape = tuple(int(d) for d in shape)
-        if param.shape_known or param.initialized:
-            if param.shape != shape:
-                raise ShapeError(f"layer {self.name!r}: {what}; its parameter {param.name!r} has "
-                                 f"shape {param.shape!r} but this input needs {shape!r}")
-            return
-        try:
-            param.shape = shape
-        except ShapeError:
-            raise ShapeError(f"layer {self.name!r}: {what}; its parameter {param.name!r} has "
-                             f"shape {param.shape!r} but this input needs {shape!r}") from None
+        lifecycle.propose_shape(param, shape, self.name, what)
 
     def _value(self, param: Parameter | None, x):
         """The parameter's array for an input ``x``: shape-only for shape-only inputs."""
         if param is None:
             return None
         if is_meta(x):
+            lifecycle.touch(param, self.name)
             return MetaArray(param.shape, param.dtype)
         data = param.data()
         if is_cupy_array(data) != is_cupy_array(x):
@@ -282,6 +279,27 @@ class Block:
                 f"parameter {param.name!r} is on {param.device}; create the input there, e.g. "
                 f"gpuinit.nd.array(x, device='{param.device}')")
         return data
+
+    def _input(self, x, *, min_ndim: int = 1, ndim: int | None = None, what: str = "input"):
+        """Check an input array: an array, of real numbers, with the rank this layer needs.
+
+        Raises:
+            ArgumentTypeError: not an array, or complex (or other non-real) values;
+            ShapeError: another rank.
+        """
+        if not (hasattr(x, "shape") and hasattr(x, "dtype") and hasattr(x, "ndim")):
+            raise ArgumentTypeError(f"{self._where()}: the {what} must be an array, got {type(x).__name__}; "
+                                    "wrap it with gpuinit.nd.array(...)")
+        if not dtypes.is_real(x.dtype):
+            raise ArgumentTypeError(f"{self._where()}: the {what} must hold real numbers, got dtype "
+                                    f"{x.dtype}; pass float or integer arrays")
+        if ndim is not None and x.ndim != ndim:
+            raise ShapeError(f"{self._where()}: the {what} must have {ndim} dimensions, got shape "
+                             f"{tuple(x.shape)}")
+        if x.ndim < min_ndim:
+            raise ShapeError(f"{self._where()}: the {what} must have at least {min_ndim} dimension(s), got "
+                             f"shape {tuple(x.shape)}")
+        return x
 
     # --- display ---------------------------------------------------------------------------
 
@@ -307,10 +325,16 @@ class Sequential(Block):
     """
 
     def add(self, *blocks) -> None:
-        """Append blocks, in order (returns None, as Gluon's does)."""
+        """Append blocks, in order (returns None, as Gluon's does).
+
+        Raises:
+            ArgumentTypeError: something that is not a Block; nothing is added then.
+        """
         for block in blocks:
             if not isinstance(block, Block):
-                raise GpuInitError(f"Sequential.add takes blocks, got {block!r}")
+                raise ArgumentTypeError(f"Sequential.add takes blocks, got {block!r} "
+                                        f"({type(block).__name__}); wrap functions in a Block subclass")
+        for block in blocks:
             self.register_child(block)
 
     def forward(self, x):
@@ -335,3 +359,34 @@ class Sequential(Block):
 
 HybridBlock = Block
 HybridSequential = Sequential
+
+
+def _any_meta(args, kwargs) -> bool:
+    return any(isinstance(a, MetaArray) for a in args) or any(isinstance(v, MetaArray) for v in kwargs.values())
+
+
+def _arrays(value, path):
+    """``(path, array)`` for every array in ``value`` (through lists, tuples and dicts)."""
+    if hasattr(value, "shape") and hasattr(value, "dtype"):
+        yield path, value
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            yield from _arrays(v, f"{path}[{i}]")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _arrays(v, f"{path}[{k!r}]")
+
+
+def _check_inputs(block, args, kwargs) -> None:
+    """Refuse arrays of non-real numbers (complex, strings, objects) at a network's entrance."""
+    named = [(f"input {i}", a) for i, a in enumerate(args)] + [(f"input {k!r}", v) for k, v in kwargs.items()]
+    for name, value in named:
+        for path, array in _arrays(value, name):
+            try:
+                real = dtypes.is_real(array.dtype)
+            except TypeError:
+                real = False
+            if not real:
+                raise ArgumentTypeError(f"{type(block).__name__} {block.name!r}: {path} has dtype "
+                                        f"{array.dtype}; gpuinit networks take real numbers: pass float "
+                                        "or integer arrays")

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-import numpy as np
-
-from .. import ops
-from ..errors import ShapeError
+from .. import checks, ops
+from ..errors import ArgumentError, ShapeError
 from ..parameter import Parameter
+from .basic_layers import _initializer
 from .block import Block
+
+
+def _layout(block, layout) -> str:
+    if layout != "NCHW":
+        raise ArgumentError(f"{block._where()}: layout must be 'NCHW' (the only layout supported), got "
+                            f"{layout!r}; transpose NHWC inputs with x.transpose(0, 3, 1, 2)")
+    return layout
 
 
 class Conv2D(Block):
@@ -16,31 +22,42 @@ class Conv2D(Block):
     Args:
         channels: output channels.
         kernel_size: int or (height, width).
-        strides, padding, dilation: int or pairs.
-        groups: split input and output channels into this many groups.
+        strides, dilation: positive int or pairs; padding: non-negative int or pair.
+        groups: split input and output channels into this many groups (must divide both).
         in_channels: input channels; 0 (unknown) defers initialization to the first forward.
         activation: name of an activation applied to the output, or None.
         use_bias: whether to add a bias.
         weight_initializer, bias_initializer: the parameters' own initializers.
+
+    Raises:
+        ArgumentError: an argument the layer cannot take; the message names the layer.
     """
 
     def __init__(self, channels, kernel_size, strides=1, padding=0, dilation=1, groups=1,
                  layout="NCHW", in_channels=0, activation=None, use_bias=True,
                  weight_initializer=None, bias_initializer="zeros", dtype="float32", **kwargs):
         super().__init__(**kwargs)
-        if layout != "NCHW":
-            raise ShapeError(f"Conv2D supports layout 'NCHW' only, got {layout!r}")
-        kernel = ops._pair(kernel_size, "kernel_size")
-        if channels % groups or (in_channels and in_channels % groups):
-            raise ShapeError(f"Conv2D: channels ({channels}) and in_channels ({in_channels}) must "
-                             f"be divisible by groups ({groups})")
+        where = self._where()
+        _layout(self, layout)
+        channels = checks.positive_int(channels, "channels", where, hint="pass the output channels, e.g. Conv2D(16, 3)")
+        kernel = checks.int_tuple(kernel_size, 2, "kernel_size", where)
+        self._strides = checks.int_tuple(strides, 2, "strides", where)
+        self._padding = checks.int_tuple(padding, 2, "padding", where, minimum=0)
+        self._dilation = checks.int_tuple(dilation, 2, "dilation", where)
+        groups = checks.positive_int(groups, "groups", where)
+        in_channels = checks.non_negative_int(in_channels, "in_channels", where,
+                                              hint="pass the input channels, or 0 to infer them")
+        if channels % groups or in_channels % groups:
+            raise ArgumentError(f"{where}: channels ({channels}) and in_channels ({in_channels}) must be "
+                                f"divisible by groups ({groups}); change groups or the channel counts")
         if activation is not None:
-            ops.activation(np.zeros(1, np.float32), activation)
-        self._channels, self._kernel, self._groups, self._act = int(channels), kernel, int(groups), activation
-        self._strides, self._padding, self._dilation = strides, padding, dilation
+            ops.check_activation(activation, where)
+        use_bias = checks.flag(use_bias, "use_bias", where)
+        self._channels, self._kernel, self._groups, self._act = channels, kernel, groups, activation
         self.weight = Parameter("weight", shape=(channels, in_channels // groups) + kernel, dtype=dtype,
-                                init=weight_initializer, role="weight")
-        self.bias = Parameter("bias", shape=(channels,), dtype=dtype, init=bias_initializer,
+                                init=_initializer(self, weight_initializer, "weight_initializer"), role="weight")
+        self.bias = Parameter("bias", shape=(channels,), dtype=dtype,
+                              init=_initializer(self, bias_initializer, "bias_initializer"),
                               role="bias") if use_bias else None
 
     @classmethod
@@ -48,16 +65,19 @@ class Conv2D(Block):
         return "conv"
 
     def forward(self, x):
-        if x.ndim != 4:
-            raise ShapeError(f"layer {self.name!r} expects NCHW input (4 dimensions), got shape {tuple(x.shape)}")
+        self._input(x, ndim=4, what="input (NCHW)")
         c = x.shape[1]
-        if c % self._groups:
-            raise ShapeError(f"layer {self.name!r}: input channels {c} not divisible by groups {self._groups}")
+        if c < 1 or c % self._groups:
+            raise ShapeError(f"{self._where()}: the input has {c} channels (shape {tuple(x.shape)}); it needs "
+                             f"a positive multiple of groups={self._groups}")
         self._fix_shape(self.weight, (self._channels, c // self._groups) + self._kernel,
                         f"expected {self.weight.shape[1] * self._groups or 'any number of'} input "
                         f"channels (in_channels), got input of shape {tuple(x.shape)}")
-        y = ops.conv2d(x, self._value(self.weight, x), self._value(self.bias, x),
-                       self._strides, self._padding, self._dilation, self._groups)
+        try:
+            y = ops.conv2d(x, self._value(self.weight, x), self._value(self.bias, x),
+                           self._strides, self._padding, self._dilation, self._groups)
+        except ShapeError as exc:
+            raise ShapeError(f"{self._where()}: {exc}") from None
         return ops.activation(y, self._act) if self._act else y
 
     def _extra_repr(self) -> str:
@@ -71,15 +91,22 @@ class _Pool2D(Block):
     def __init__(self, pool_size=(2, 2), strides=None, padding=0, layout="NCHW",
                  count_include_pad=True, **kwargs):
         super().__init__(**kwargs)
-        if layout != "NCHW":
-            raise ShapeError(f"{type(self).__name__} supports layout 'NCHW' only, got {layout!r}")
-        self._size, self._strides, self._padding = pool_size, strides, padding
-        self._count_include_pad = count_include_pad
+        where = self._where()
+        _layout(self, layout)
+        self._size = checks.int_tuple(pool_size, 2, "pool_size", where)
+        self._strides = checks.int_tuple(strides, 2, "strides", where) if strides is not None else self._size
+        self._padding = checks.int_tuple(padding, 2, "padding", where, minimum=0)
+        if 2 * self._padding[0] > self._size[0] or 2 * self._padding[1] > self._size[1]:
+            raise ArgumentError(f"{where}: padding {self._padding} must be at most half of pool_size "
+                                f"{self._size}, or some windows would hold only padding; use less padding")
+        self._count_include_pad = checks.flag(count_include_pad, "count_include_pad", where)
 
     def forward(self, x):
-        if x.ndim != 4:
-            raise ShapeError(f"layer {self.name!r} expects NCHW input (4 dimensions), got shape {tuple(x.shape)}")
-        return ops.pool2d(x, self._type, self._size, self._strides, self._padding, self._count_include_pad)
+        self._input(x, ndim=4, what="input (NCHW)")
+        try:
+            return ops.pool2d(x, self._type, self._size, self._strides, self._padding, self._count_include_pad)
+        except ShapeError as exc:
+            raise ShapeError(f"{self._where()}: {exc}") from None
 
     def _extra_repr(self) -> str:
         return f"size={self._size}, stride={self._strides}, padding={self._padding}"
@@ -101,6 +128,9 @@ class GlobalAvgPool2D(Block):
     """Average over the whole spatial extent: ``(N, C, H, W) -> (N, C, 1, 1)``."""
 
     def forward(self, x):
+        self._input(x, ndim=4, what="input (NCHW)")
+        if 0 in x.shape[2:]:
+            raise ShapeError(f"{self._where()}: the input of shape {tuple(x.shape)} has no spatial extent")
         return x.mean(axis=(2, 3), keepdims=True)
 
 
@@ -108,4 +138,7 @@ class GlobalMaxPool2D(Block):
     """Maximum over the whole spatial extent: ``(N, C, H, W) -> (N, C, 1, 1)``."""
 
     def forward(self, x):
+        self._input(x, ndim=4, what="input (NCHW)")
+        if 0 in x.shape[2:]:
+            raise ShapeError(f"{self._where()}: the input of shape {tuple(x.shape)} has no spatial extent")
         return x.max(axis=(2, 3), keepdims=True)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from .. import ops
+from .. import checks, ops
+from ..errors import ArgumentError, ShapeError
 from ..parameter import Parameter
+from .basic_layers import _initializer
 from .block import Block
 
 
@@ -12,16 +14,33 @@ class _Norm(Block):
 
     _axis = -1
 
+    def _check_common(self, epsilon, in_channels) -> tuple[float, int]:
+        where = self._where()
+        return (checks.real(epsilon, "epsilon", where, above=0, hint="pass a small positive number such as 1e-5"),
+                checks.non_negative_int(in_channels, "in_channels", where,
+                                        hint="pass the channel count, or 0 to infer it"))
+
+    def _param(self, name, in_channels, dtype, initializer, role):
+        return Parameter(name, (in_channels,), dtype, _initializer(self, initializer, f"{name}_initializer"),
+                         role=role)
+
     def _channel_params(self, x):
-        c = x.shape[self._axis]
+        self._input(x)
+        axis = self._axis
+        if not -x.ndim <= axis < x.ndim:
+            raise ShapeError(f"{self._where()}: axis {axis} does not exist in an input of shape {tuple(x.shape)}")
+        c = x.shape[axis]
+        if c < 1:
+            raise ShapeError(f"{self._where()}: the input of shape {tuple(x.shape)} has no channels on axis {axis}")
         for p in self._reg_params.values():
             self._fix_shape(p, (c,), f"expected {p.shape[0] or 'any number of'} channels on axis "
-                                     f"{self._axis}, got input of shape {tuple(x.shape)}")
+                                     f"{axis}, got input of shape {tuple(x.shape)}")
         return {name: self._value(p, x) for name, p in self._reg_params.items()}
 
     def _extra_repr(self) -> str:
-        first = next(iter(self._reg_params.values()))
-        return f"axis={self._axis}, in_channels={first.shape[0] or None}"
+        first = next(iter(self._reg_params.values()), None)
+        channels = first.shape[0] if first is not None else 0
+        return f"axis={self._axis}, in_channels={channels or None}"
 
 
 class BatchNorm(_Norm):
@@ -29,8 +48,8 @@ class BatchNorm(_Norm):
 
     Args:
         axis: the channel axis (1 for NCHW).
-        momentum: kept for Gluon's signature (no training here).
-        epsilon: added to the variance.
+        momentum: kept for Gluon's signature (no training here); in ``[0, 1]``.
+        epsilon: added to the variance; positive.
         center: learn a shift ``beta``; scale: learn a scale ``gamma``.
         in_channels: channels; 0 (unknown) defers initialization to the first forward.
     """
@@ -39,12 +58,17 @@ class BatchNorm(_Norm):
                  beta_initializer="zeros", gamma_initializer="ones", running_mean_initializer="zeros",
                  running_variance_initializer="ones", in_channels=0, dtype="float32", **kwargs):
         super().__init__(**kwargs)
-        self._axis, self._eps = axis, epsilon
-        shape = (in_channels,)
-        self.gamma = Parameter("gamma", shape, dtype, gamma_initializer if scale else "ones", role="gamma")
-        self.beta = Parameter("beta", shape, dtype, beta_initializer if center else "zeros", role="beta")
-        self.running_mean = Parameter("running_mean", shape, dtype, running_mean_initializer, role="running_mean")
-        self.running_var = Parameter("running_var", shape, dtype, running_variance_initializer, role="running_var")
+        where = self._where()
+        self._axis = checks.integer(axis, "axis", where)
+        self._momentum = checks.real(momentum, "momentum", where, minimum=0, maximum=1)
+        self._eps, in_channels = self._check_common(epsilon, in_channels)
+        scale, center = checks.flag(scale, "scale", where), checks.flag(center, "center", where)
+        self.gamma = self._param("gamma", in_channels, dtype, gamma_initializer if scale else "ones", "gamma")
+        self.beta = self._param("beta", in_channels, dtype, beta_initializer if center else "zeros", "beta")
+        self.running_mean = self._param("running_mean", in_channels, dtype, running_mean_initializer,
+                                        "running_mean")
+        self.running_var = self._param("running_var", in_channels, dtype, running_variance_initializer,
+                                       "running_var")
 
     @classmethod
     def _alias(cls) -> str:
@@ -61,7 +85,7 @@ class LayerNorm(_Norm):
 
     Args:
         axis: must be -1 (the last axis).
-        epsilon: added to the variance.
+        epsilon: added to the variance; positive.
         center, scale: whether to learn ``beta`` and ``gamma``.
         in_channels: size of the last axis; 0 defers initialization to the first forward.
     """
@@ -69,13 +93,15 @@ class LayerNorm(_Norm):
     def __init__(self, axis=-1, epsilon=1e-5, center=True, scale=True, beta_initializer="zeros",
                  gamma_initializer="ones", in_channels=0, dtype="float32", **kwargs):
         super().__init__(**kwargs)
-        if axis != -1:
-            raise ValueError(f"LayerNorm normalizes the last axis only (axis=-1), got axis={axis!r}")
-        self._eps = epsilon
-        if scale:
-            self.gamma = Parameter("gamma", (in_channels,), dtype, gamma_initializer, role="gamma")
-        if center:
-            self.beta = Parameter("beta", (in_channels,), dtype, beta_initializer, role="beta")
+        where = self._where()
+        if checks.integer(axis, "axis", where) != -1:
+            raise ArgumentError(f"{where}: LayerNorm normalizes the last axis only (axis=-1), got axis={axis!r}; "
+                                "move the axis last with transpose")
+        self._eps, in_channels = self._check_common(epsilon, in_channels)
+        if checks.flag(scale, "scale", where):
+            self.gamma = self._param("gamma", in_channels, dtype, gamma_initializer, "gamma")
+        if checks.flag(center, "center", where):
+            self.beta = self._param("beta", in_channels, dtype, beta_initializer, "beta")
 
     @classmethod
     def _alias(cls) -> str:
@@ -90,14 +116,14 @@ class RMSNorm(_Norm):
     """Root-mean-square normalization over the last axis, with a learned scale (LLaMA's).
 
     Args:
-        epsilon: added to the mean square.
+        epsilon: added to the mean square; positive.
         in_channels: size of the last axis; 0 defers initialization to the first forward.
     """
 
     def __init__(self, epsilon=1e-6, gamma_initializer="ones", in_channels=0, dtype="float32", **kwargs):
         super().__init__(**kwargs)
-        self._eps = epsilon
-        self.gamma = Parameter("gamma", (in_channels,), dtype, gamma_initializer, role="gamma")
+        self._eps, in_channels = self._check_common(epsilon, in_channels)
+        self.gamma = self._param("gamma", in_channels, dtype, gamma_initializer, "gamma")
 
     @classmethod
     def _alias(cls) -> str:

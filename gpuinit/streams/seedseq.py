@@ -1,7 +1,7 @@
 """``numpy.random.SeedSequence(seed, spawn_key=...).generate_state(2, uint64)`` for many spawn keys at once.
 
 Every parameter's stream key is the SeedSequence state of ``(seed, its path's bytes)``
-(``gpuinit.streams``). NumPy computes one in about 20 us of Python, which for a model of 10,000
+(``gpuinit.streams.keys``). NumPy computes one in about 20 us of Python, which for a model of 10,000
 parameters is 0.2 s, more than filling them on a GPU. The hash is O'Neill's ``seed_seq`` design as
 NumPy implements it (``numpy/random/bit_generator.pyx``): a pool of four 32-bit words, each entropy
 word mixed in with a multiplicative hash whose constant advances with every use, independently of

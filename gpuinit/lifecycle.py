@@ -1,0 +1,568 @@
+"""The parameter lifecycle, owned in one place: record, infer shapes, materialize, and undo.
+
+Every change to a parameter goes through here:
+
+- :func:`initialize` records how each parameter will be filled, and materializes at once where
+  every shape is known;
+- :func:`first_forward` finishes deferred initialization: a shape-only pass fixes the unknown
+  dimensions, the parameters are materialized in one arena per device, and the forward runs;
+- :func:`infer_shapes` (``gpuinit.plan``, ``Block.infer_shape``) fixes shapes, allocating nothing;
+- :func:`shard` makes a rank's slices of the parameters without changing them;
+- :func:`set_data` and :func:`set_shape` change one parameter.
+
+Each runs as one :class:`Step`: the new parameter states are *staged* (visible only to the thread
+running the step, so that the first forward's own pass sees its parameters), memory is taken
+through the store, and only when the whole step has succeeded are the states committed, together.
+If anything fails, or the step is interrupted (``KeyboardInterrupt``, ``MemoryError``), nothing is
+committed, the step's memory is given back before the error reaches the caller, and every
+parameter is as it was.
+
+Threads: changes take the access lock exclusively, forward passes and shards share it
+(:data:`access`), so a forward never sees a network half changed and threads racing the first
+forward initialize exactly once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import threading
+import time
+import warnings
+
+import numpy as np
+
+from . import checks, dtypes, engine, store
+from .backend import array_module_of, to_numpy
+from .device import as_device
+from .draws import Stream
+from .errors import (ArgumentError, ArgumentTypeError, DeferredInitializationError, GpuInitError,
+                     InitializerError, PlanError, ShapeError, UninitializedParameterError)
+from .init import InitDesc, Uniform, create
+from .meta import MetaArray
+from .parameter import InitRequest, current_step, shape_is_complete, staging
+from .streams import Fill, FillJob, derive_keys, give_back_seed, next_seed
+from .streams.keys import check_seed
+
+
+class _Access:
+    """Who may touch parameters now: many threads *using* them (forward passes, shards) or one
+    thread *changing* them (initialize, a first forward, plan, set_data), never both.
+
+    The changing thread may also use them; a waiting change holds back new users, so a stream of
+    forward passes cannot starve an initialization. Changing from inside a use on the same thread
+    (``set_data`` in a ``forward``) would deadlock, and is refused with an error instead.
+    """
+
+    def __init__(self):
+        self._cond = threading.Condition(threading.Lock())
+        self._users = 0
+        self._changer = None
+        self._depth = 0
+        self._waiting = 0
+        self._local = threading.local()
+
+    @contextlib.contextmanager
+    def using(self):
+        local = self._local
+        uses = getattr(local, "uses", 0)
+        if uses or self._changer == threading.get_ident():
+            local.uses = uses + 1
+            try:
+                yield
+            finally:
+                local.uses -= 1
+            return
+        with self._cond:
+            while self._changer is not None or self._waiting:
+                self._cond.wait()
+            self._users += 1
+        local.uses = 1
+        try:
+            yield
+        finally:
+            local.uses = 0
+            with self._cond:
+                self._users -= 1
+                if not self._users:
+                    self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def changing(self, what: str):
+        me = threading.get_ident()
+        if self._changer == me:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        if getattr(self._local, "uses", 0):
+            raise GpuInitError(f"cannot {what} while this thread is running a forward pass or a shard: "
+                               "parameters change only between passes; do it before or after the call")
+        with self._cond:
+            self._waiting += 1
+            try:
+                while self._changer is not None or self._users:
+                    self._cond.wait()
+            finally:
+                self._waiting -= 1
+            self._changer = me
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._changer = None
+                self._cond.notify_all()
+
+
+access = _Access()
+
+# Bumped whenever parameter states or block structure change: blocks cache "has deferred
+# parameters" against it, so that a forward pass does not walk the network every call.
+_generation = [0]
+
+
+def generation() -> int:
+    return _generation[0]
+
+
+def bump() -> None:
+    _generation[0] += 1
+
+
+_observer: dict = {}
+
+
+@contextlib.contextmanager
+def observe(progress):
+    """Report the progress of every materialization in the block to ``progress(nbytes)``."""
+    previous = _observer.get("progress")
+    _observer["progress"] = progress
+    try:
+        yield
+    finally:
+        _observer["progress"] = previous
+
+
+# --- the step: staged changes, owned memory, commit or undo --------------------------------------
+
+class Step:
+    """One all-or-nothing change: staged parameter states and the memory taken for them."""
+
+    def __init__(self):
+        self.changes: dict = {}    # id(param) -> (param, State), read by parameter.staging
+        self.inferring = False     # whether a shape-only pass is running
+        self.touched: dict = {}    # id(param) -> (param, layer): parameters a shape pass used
+        self.arenas: list = []     # (arena, device, nbytes) taken by this step
+        self.materialized = None   # (bytes, seconds, devices) of the step's materialization
+
+    def stage(self, param, state) -> None:
+        self.changes[id(param)] = (param, state)
+
+    def commit(self) -> None:
+        """Make every staged state every thread's, and count the step's arenas as live."""
+        saved = [(p, p._state) for p, _ in self.changes.values()]
+        try:
+            for param, state in self.changes.values():
+                param._commit(state)
+            for arena, device, nbytes in self.arenas:
+                store.track(arena, device, nbytes)
+        except BaseException:
+            for param, state in saved:
+                param._commit(state)
+            raise
+        finally:
+            bump()
+        self.changes, self.arenas = {}, []
+        if self.materialized:
+            nbytes, seconds, devices = self.materialized
+            store.last_materialization.update(bytes=nbytes, seconds=seconds, devices=devices)
+
+    def abandon(self, exc: BaseException) -> None:
+        """Drop everything staged and give the step's memory back, while ``exc`` still lives."""
+        devices = [device for _, device, _ in self.arenas]
+        self.changes, self.arenas, self.touched = {}, [], {}
+        store.release_after_failure(exc, devices)
+
+
+@contextlib.contextmanager
+def _step():
+    step = Step()
+    try:
+        yield step
+    except BaseException as exc:
+        step.abandon(exc)
+        raise
+
+
+# --- initialize ---------------------------------------------------------------------------------
+
+def initialize(entries, init=None, device=None, force_reinit=False, seed=None, defer=False) -> None:
+    """Record how parameters will be filled; materialize them at once where every shape is known.
+
+    Args:
+        entries: ``(path, parameter)`` pairs; the path keys the parameter's stream.
+        init, device, force_reinit, seed, defer: as ``ParameterDict.initialize``.
+
+    Raises:
+        GpuInitError: a bad argument, an unsuitable initializer, a failed fill; nothing changes.
+    """
+    where = "initialize()"
+    default = create(init) if init is not None else Uniform()
+    device = as_device(device)
+    seed_value = check_seed(seed) if seed is not None else None
+    force_reinit = checks.flag(force_reinit, "force_reinit", where)
+    defer = checks.flag(defer, "defer", where)
+    with access.changing("initialize parameters"), store.gc_paused():
+        first: dict = {}
+        for path, p in entries:
+            first.setdefault(id(p), (path, p))
+        unique = list(first.values())
+        skipped = [p for _, p in unique if not force_reinit and p.requested]
+        todo = [(path, p) for path, p in unique if force_reinit or not p.requested]
+        if skipped:
+            names = ", ".join(repr(p.name) for p in skipped[:3]) + (", ..." if len(skipped) > 3 else "")
+            warnings.warn(f"{len(skipped)} parameter(s) already initialized ({names}); "
+                          "left as they are. Pass force_reinit=True to re-initialize them.",
+                          stacklevel=4)
+        if not todo:
+            return
+        drawn = seed_value is None
+        if drawn:
+            seed_value = next_seed()
+        try:
+            _initialize(todo, default, device, seed_value, defer)
+        except BaseException:
+            if drawn:
+                give_back_seed(seed_value)
+            raise
+
+
+def _initialize(todo, default, device, seed_value, defer) -> None:
+    keys = derive_keys(seed_value, [path for path, _ in todo])
+    requests = []
+    for (path, p), key in zip(todo, keys):
+        initializer, own = p.chosen_initializer(default)
+        if not p.shape_known and not p.allow_deferred_init:
+            raise DeferredInitializationError(
+                f"parameter {p.name!r} has unknown shape {p.shape!r} and does not allow deferred "
+                "initialization; give its full shape")
+        requests.append((p, InitRequest(initializer, own, device, key, path)))
+    with _step() as step:
+        with staging(step):
+            if not defer and all(p.shape_known for p, _ in requests):
+                _materialize(step, requests)
+            else:
+                # Some shape is unknown (or the caller deferred): everything waits for the first
+                # forward pass, so that the whole network is allocated and filled as one step.
+                for p, request in requests:
+                    step.stage(p, p._deferred_as(request))
+        step.commit()
+
+
+# --- shapes -------------------------------------------------------------------------------------
+
+def to_meta(value):
+    """``value`` with every array in it (through lists, tuples and dicts) made shape-only."""
+    if isinstance(value, MetaArray):
+        return value
+    if hasattr(value, "shape") and hasattr(value, "dtype") and not isinstance(value, (np.generic,)):
+        return MetaArray(value.shape, value.dtype)
+    if isinstance(value, (list, tuple)):
+        return type(value)(to_meta(v) for v in value)
+    if isinstance(value, dict):
+        return {k: to_meta(v) for k, v in value.items()}
+    return value
+
+
+def _shape_pass(step, block, call, args, kwargs):
+    """Run ``call`` on shape-only inputs with ``step`` staging the shapes it fixes."""
+    step.inferring = True
+    try:
+        with staging(step):
+            return call(to_meta(args), to_meta(kwargs))
+    except GpuInitError as exc:
+        if not isinstance(exc, PlanError) or getattr(exc, "gpuinit_planned", False):
+            raise  # shape mismatches and the like already name their layer
+        where = getattr(exc, "gpuinit_block", block.name)
+        error = PlanError(f"shape inference failed in block {where!r}: {exc}")
+        error.gpuinit_planned = True
+        raise error from exc
+    except Exception as exc:
+        where = getattr(exc, "gpuinit_block", block.name)
+        raise PlanError(
+            f"shape inference failed in block {where!r}: {type(exc).__name__}: {exc}. The shape-only "
+            "pass runs each forward with arrays that have a shape but no values; give the layers "
+            "inside that block their input sizes (in_units=, in_channels=) so that nothing needs "
+            "inferring, or compute with gpuinit.nd operations rather than on values") from exc
+    finally:
+        step.inferring = False
+
+
+def propose_shape(param, shape, layer: str, what: str) -> None:
+    """A layer's forward says ``param`` must have ``shape`` for this input.
+
+    In a shape-only pass an unknown dimension is filled in (staged); otherwise, and for known
+    dimensions, the shape is checked.
+
+    Raises:
+        ShapeError: a dimension below 1, or one the parameter already has differently; names
+            the layer, the parameter, expected and got.
+    """
+    shape = tuple(int(d) for d in shape)
+    current = param.shape
+    if any(d < 1 for d in shape):
+        raise ShapeError(f"layer {layer!r}: {what}; that would give parameter {param.name!r} shape "
+                         f"{shape!r}, and every dimension must be at least 1: check the input's shape")
+    if current and (len(current) != len(shape) or any(c and c != s for c, s in zip(current, shape))):
+        raise ShapeError(f"layer {layer!r}: {what}; its parameter {param.name!r} has shape "
+                         f"{current!r} but this input needs {shape!r}")
+    step = current_step()
+    if step is not None and step.inferring and current != shape:
+        step.stage(param, param._with_shape(shape))
+
+
+def touch(param, layer: str) -> None:
+    """A shape-only pass used ``param`` (in layer ``layer``): the first forward checks that every
+    parameter it used was given to ``initialize``."""
+    step = current_step()
+    if step is not None and step.inferring:
+        step.touched.setdefault(id(param), (param, layer))
+
+
+def infer_shapes(block, args, kwargs, call, record=False):
+    """Fix every unknown dimension ``block``'s forward determines for these inputs; allocate nothing.
+
+    Returns:
+        ``(output, calls)``: the shape-only output, and ``(block, output)`` for every block call
+        (innermost first) when ``record``, else None.
+
+    Raises:
+        PlanError: a block's forward cannot run on shape-only arrays; names the block.
+        ShapeError: the inputs do not fit the network. Shapes are unchanged on any failure.
+    """
+    with access.changing("infer shapes"), store.gc_paused():
+        with _step() as step:
+            if record:
+                with block.record_calls() as calls:
+                    out = _shape_pass(step, block, call, args, kwargs)
+            else:
+                calls, out = None, _shape_pass(step, block, call, args, kwargs)
+            step.commit()
+    return out, calls
+
+
+def set_shape(param, shape) -> None:
+    """Fill in ``param``'s unknown dimensions (the ``Parameter.shape`` setter)."""
+    with access.changing("change a parameter's shape"):
+        state = param._with_shape(shape)
+        if state == param._state:
+            return
+        if param.initialized:
+            raise ShapeError(f"parameter {param.name!r} is initialized with shape {param.shape!r}; "
+                             f"its shape cannot change to {shape!r}")
+        with _step() as step:
+            step.stage(param, state)
+            step.commit()
+
+
+# --- the first forward pass -----------------------------------------------------------------------
+
+def first_forward(block, args, kwargs, call):
+    """Finish ``block``'s deferred initialization with this call's inputs, then run the call.
+
+    One step: infer the shapes, check that every parameter the pass used was initialized,
+    materialize every deferred parameter whose shape is now known (one arena per device), run the
+    forward with them, and only then commit. A failure anywhere, the forward's included, leaves
+    every parameter as it was and gives the memory back.
+    """
+    with access.changing("finish deferred initialization"), store.gc_paused():
+        deferred = block.deferred_params()
+        if not deferred:
+            return call(args, kwargs)  # another thread finished it while this one waited
+        with _step() as step:
+            _shape_pass(step, block, call, args, kwargs)
+            missing = [(p, layer) for p, layer in step.touched.values() if not p.requested]
+            if missing:
+                p, layer = missing[0]
+                raise UninitializedParameterError(
+                    f"parameter {p.name!r} of layer {layer!r} has not been initialized, so the first "
+                    f"forward pass of {block.name!r} cannot initialize its network; call "
+                    "initialize() on the network after adding every layer (initialize covers the "
+                    "parameters present when it is called)")
+            with staging(step):
+                ready = [(p, p.request) for p in deferred if p.shape_known]
+                _materialize(step, ready)
+                out = call(args, kwargs)
+            step.commit()
+        return out
+
+
+# --- materialization ---------------------------------------------------------------------------
+
+def slots_for(entries) -> list:
+    """Ask each initializer how it fills its parameter, and check the answer; allocate nothing."""
+    slots = []
+    for param, request in entries:
+        shape = param._now.shape
+        desc = InitDesc(param.name, param.role, request.path, shape, param.dtype, request.own)
+        try:
+            how = request.initializer.fill_for(desc)
+        except GpuInitError as exc:
+            if param.name in str(exc):
+                raise
+            raise type(exc)(f"parameter {param.name!r} (shape {shape!r}): {exc}") from exc
+        except Exception as exc:
+            raise InitializerError(f"initializer {request.initializer!r} cannot fill parameter "
+                                   f"{param.name!r} (shape {shape!r}): {type(exc).__name__}: "
+                                   f"{exc}") from exc
+        if isinstance(how, Fill):
+            how.check(param.dtype, param.name)
+        elif not callable(how):
+            raise InitializerError(f"initializer {request.initializer!r} answered {how!r} for parameter "
+                                   f"{param.name!r}; fill_for must return a Fill or a callable that "
+                                   "fills an array in place")
+        size = math.prod(shape)
+        slots.append(store.Slot(param, request, desc, how, size, size * param.dtype.itemsize))
+    return slots
+
+
+def jobs_for(slots) -> list:
+    """The fill jobs of the slots a declarative fill serves, at their offsets in their arena."""
+    return [FillJob(s.offset, s.param.dtype, s.size, s.request.key, s.fill, s.start)
+            for s in slots if isinstance(s.fill, Fill)]
+
+
+def _run_hook(slot, array) -> None:
+    """Fill ``array`` with a Python initializer, its parameter's stream active."""
+    array[...] = 0
+    try:
+        with Stream(slot.request.key):
+            slot.fill(array)
+    except GpuInitError as exc:
+        if slot.param.name in str(exc):
+            raise
+        raise InitializerError(f"initializing parameter {slot.param.name!r} (shape "
+                               f"{slot.param.shape!r}) failed: {exc}") from exc
+    except Exception as exc:
+        raise InitializerError(f"initializer {slot.request.initializer!r} failed on parameter "
+                               f"{slot.param.name!r} (shape {slot.param.shape!r}): "
+                               f"{type(exc).__name__}: {exc}") from exc
+
+
+def _fill(step, slots, progress=None, shards=False) -> dict:
+    """Lay ``slots`` out, take one arena per device (owned by ``step``) and fill them.
+
+    Returns:
+        ``{id(slot): data}``: an :class:`~gpuinit.store.ArenaSlice` per slot, or with ``shards``
+        the slot's flat elements (a custom initializer then runs on a whole temporary copy of its
+        parameter, one at a time).
+    """
+    by_device, sizes = store.place(slots)
+    out = {}
+    for device, group in by_device.items():
+        arena = store.allocate(device, sizes[device])
+        step.arenas.append((arena, device, sizes[device]))
+        engine.run(device, arena, jobs_for(group), progress)
+        with device.activate():
+            for slot in group:
+                if shards and slot.size == 0:
+                    out[id(slot)] = store.flat_view(arena, slot)
+                elif shards:
+                    view = out[id(slot)] = store.flat_view(arena, slot)
+                    if not isinstance(slot.fill, Fill):
+                        whole = device.xp.empty(slot.param.shape, slot.param.dtype)
+                        _run_hook(slot, whole)
+                        view[...] = whole.reshape(-1)[slot.start:slot.start + slot.size]
+                        whole = None
+                else:
+                    data = out[id(slot)] = store.ArenaSlice(arena, slot.offset, slot.param.shape, slot.param.dtype)
+                    if not isinstance(slot.fill, Fill):
+                        _run_hook(slot, data.array())
+                if progress and not isinstance(slot.fill, Fill):
+                    progress(slot.nbytes)
+            if device.is_gpu:
+                device.xp.cuda.get_current_stream().synchronize()
+    return out
+
+
+def _materialize(step, entries) -> None:
+    """Allocate and fill ``entries`` (``(param, request)``, complete shapes) and stage them as
+    initialized in ``step``."""
+    if not entries:
+        return
+    started = time.perf_counter()
+    slots = slots_for(entries)
+    data = _fill(step, slots, _observer.get("progress"))
+    for slot in slots:
+        step.stage(slot.param, slot.param._initialized_as(slot.request, data[id(slot)]))
+    step.materialized = (sum(n for _, _, n in step.arenas), time.perf_counter() - started,
+                         [str(d) for _, d, _ in step.arenas])
+
+
+# --- shards -------------------------------------------------------------------------------------
+
+def shard(params, ranges) -> dict:
+    """The slices ``ranges(size) -> (start, stop)`` of each parameter's flat elements, as new arrays.
+
+    The parameters are not changed. See :func:`gpuinit.shard`.
+    """
+    with access.using(), store.gc_paused():
+        entries = []
+        for p in {id(p): p for p in params}.values():
+            if not p.requested:
+                raise UninitializedParameterError(
+                    f"parameter {p.name!r} has no initializer yet: call net.initialize(...) first "
+                    "(defer=True records it without allocating)")
+            if not p.shape_known:
+                raise DeferredInitializationError(
+                    f"parameter {p.name!r} has shape {p.shape!r}, not fully known: run "
+                    "gpuinit.plan(net, example_input) first, which infers every shape and allocates nothing")
+            entries.append((p, p.request))
+        slots = slots_for(entries)
+        for slot in slots:
+            slot.start, stop = ranges(slot.size)
+            slot.size = stop - slot.start
+            slot.nbytes = slot.size * slot.param.dtype.itemsize
+        with _step() as step:
+            data = _fill(step, slots, shards=True)
+            out = {slot.request.path: data[id(slot)] for slot in slots}
+            step.commit()
+    return out
+
+
+# --- set_data -----------------------------------------------------------------------------------
+
+def set_data(param, value) -> None:
+    """Overwrite ``param``'s values with ``value``, converted completely before anything is written."""
+    with access.changing("set a parameter's data"):
+        target = param.data()  # raises the deferred/uninitialized errors
+        converted = _converted(param, value, target)
+        target[...] = converted  # same dtype and shape: a plain copy, which cannot fail half way
+
+
+def _converted(param, value, target):
+    where = f"set_data on parameter {param.name!r}"
+    xp = array_module_of(target)
+    try:
+        src = xp.asarray(value) if xp is not np else np.asarray(to_numpy(value))
+    except (TypeError, ValueError) as exc:
+        raise ArgumentTypeError(f"{where}: cannot read {type(value).__name__} as an array of numbers "
+                                f"({exc}); pass a NumPy or CuPy array of shape {param.shape!r}") from None
+    if not dtypes.is_real(src.dtype):
+        raise ArgumentTypeError(f"{where}: values must be real numbers, got dtype {src.dtype}; pass "
+                                f"a float or integer array of shape {param.shape!r}")
+    if tuple(src.shape) != param.shape:
+        raise ShapeError(f"{where}: expected shape {param.shape!r}, got {tuple(src.shape)!r}")
+    out = xp.empty(param.shape, param.dtype)
+    with np.errstate(over="ignore", invalid="ignore"):
+        dtypes.assign(out, src)
+    if src.dtype.kind != "b":
+        overflow = ~xp.isfinite(out)
+        if src.dtype.kind not in "iu":
+            overflow &= xp.isfinite(src)  # a NaN or inf given is kept: only new ones are refused
+        if bool(overflow.any()):
+            raise ArgumentError(f"{where}: some values do not fit {param.dtype} (they would become "
+                                "infinite); scale them, or give the parameter a wider dtype")
+    return out

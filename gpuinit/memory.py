@@ -84,7 +84,6 @@ def nvml_reading(index: int = 0) -> dict:
 def pool_reading(device) -> dict:
     """CuPy's default memory pool on ``device``: used and total bytes, or why unavailable."""
     if not device.is_gpu:
-        why = backend.why_no_gpu() or "the device is the CPU"
-        return {"available": False, "reason": f"no CuPy pool on the CPU ({why})"}
+        return {"available": False, "reason": "no CuPy pool on the CPU"}
     used, total = backend.pool_bytes(device.index)
     return {"available": True, "used_bytes": used, "total_bytes": total}

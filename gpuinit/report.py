@@ -11,27 +11,31 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import threading
 import time
 
 import numpy as np
 
-from . import lifecycle, models, nd, store
+from . import checks, dtypes, lifecycle, models, nd, store
 from .backend import why_no_gpu
 from .device import as_device
-from .errors import GpuInitError
+from .errors import ArgumentError, GpuInitError
+from .streams.keys import check_seed
 from .memory import nvml_reading, pool_reading, process_seconds, rss_bytes
 from .planning import plan
 from .store import format_bytes
 
 EXIT_DOES_NOT_FIT = 3
+EXIT_USAGE = 2
+LARGEST = 5  # layers shown in the default summary
 STAGES = ("start", "built", "initialized", "materialized", "steady")
 
 
 def _reading(name, seconds, device) -> dict:
     nvml = nvml_reading(device.index) if device.is_gpu else {
-        "available": False, "reason": f"NVML not read for the CPU ({why_no_gpu() or 'CPU chosen'})"}
+        "available": False, "reason": "NVML not read: the device is the CPU"}
     pool = pool_reading(device)
     return {"name": name, "seconds": seconds, "store_bytes": store.live_bytes(device),
             "rss_bytes": rss_bytes(),
@@ -82,8 +86,24 @@ def _example_input(name, shape, batch_size, device):
 
 def run(model=models.DEFAULT_MODEL, device=None, dtype="float32", seed=0, input_shape=None,
         batch_size=None, plan_only=False) -> dict:
-    """Build, plan and materialize ``model``; return the report as a dict (the ``--json`` schema)."""
+    """Build, plan and materialize ``model``; return the report as a dict (the ``--json`` schema).
+
+    Raises:
+        GpuInitError: a bad argument (unknown model, device or dtype; a seed, batch size or input
+            shape that is not made of positive integers), or a model whose forward rejects the
+            input shape; nothing is allocated then.
+    """
     started = process_seconds()
+    checks.choice(model, tuple(models.MODELS), "model", "report")
+    seed = check_seed(seed)
+    if input_shape is not None:
+        input_shape = checks.shape(input_shape, "input_shape", "report", positive=True,
+                                   hint="give positive sizes, e.g. --input-shape 1,128")
+        if not input_shape:
+            raise ArgumentError("report: input_shape must not be empty; give sizes, e.g. --input-shape 1,128")
+    if batch_size is not None:
+        batch_size = checks.positive_int(batch_size, "batch_size", "report", hint="e.g. --batch-size 4")
+    dtypes.float_dtype(dtype, "report")
     device = as_device(device)
     report = {"model": model, "device": str(device), "device_name": device.name(), "dtype": dtype,
               "seed": seed, "stages": []}
@@ -129,8 +149,9 @@ def _fmt(n):
     return "-" if n is None else format_bytes(n)
 
 
-def render(report: dict) -> str:
-    """The report as text."""
+def render(report: dict, verbose: bool = False) -> str:
+    """The report as text: stages and a summary (the largest layers); every parameter and layer
+    with ``verbose``."""
     lines = [f"gpuinit memory report: {report['model']} ({report['dtype']}) on {report['device']} "
              f"({report['device_name']}), seed {report['seed']}", ""]
     lines.append(f"{'stage':<14} {'seconds':>9} {'store':>12} {'host RSS':>12} {'GPU used':>12} "
@@ -142,14 +163,18 @@ def render(report: dict) -> str:
                      f"{_fmt(s['device_used_bytes']):>12} {_fmt(nv.get('process_bytes')):>12} "
                      f"{_fmt(pool.get('used_bytes')):>12} {_fmt(pool.get('total_bytes')):>12}")
     first = report["stages"][0]
-    for what, reading in (("NVML", first["nvml"]), ("CuPy pool", first["pool"])):
-        if not reading["available"]:
-            lines.append(f"{what}: unavailable: {reading['reason']}")
+    missing = [f"{what}: unavailable: {reading['reason']}"
+               for what, reading in (("NVML", first["nvml"]), ("CuPy pool", first["pool"])) if not reading["available"]]
+    if missing:
+        lines.append("; ".join(missing))
+    if report["device"] == "cpu" and why_no_gpu():
+        lines.append(f"no usable GPU: {why_no_gpu()}")
     pl = report["plan"]
     lines.append("")
     lines.append(f"plan ({report['plan_seconds']:.3f} s, nothing allocated): {pl['num_parameters']:,} parameters "
                  f"({pl['trainable_parameters']:,} trainable), {_fmt(pl['total_bytes'])}; "
-                 f"free on {report['device']}: {_fmt(pl['free_bytes'])}; output shape {pl['output_shape']}")
+                 f"free on {report['device']}: {_fmt(pl['free_bytes'])}; fits: {'yes' if pl['fits'] else 'no'}; "
+                 f"output shape {pl['output_shape']}")
     if not pl["fits"]:
         lines.append(f"DOES NOT FIT: {_fmt(pl['missing_bytes'])} missing on {report['device']}; nothing was allocated")
     mat = report.get("materialization")
@@ -163,7 +188,16 @@ def render(report: dict) -> str:
             lines.append(f"host RSS growth at materialization: {_fmt(growth)} "
                          f"({growth / pl['total_bytes']:.3f} x planned)")
     lines.append("")
-    lines.append(report["plan_text"])
+    if verbose:
+        lines.append(report["plan_text"])
+        return "\n".join(lines)
+    layers = sorted(pl["layers"], key=lambda l: -l["bytes"])
+    total = max(1, sum(l["bytes"] for l in layers))
+    lines.append(f"largest layers ({min(LARGEST, len(layers))} of {len(layers)} with parameters):")
+    for l in layers[:LARGEST]:
+        lines.append(f"  {l['path'] or '(root)':<28} {l['block']:<12} {l['parameters']:>14,} parameters "
+                     f"{_fmt(l['bytes']):>12} {100 * l['bytes'] / total:5.1f}%")
+    lines.append("(--verbose lists every parameter and layer)")
     return "\n".join(lines)
 
 
@@ -193,33 +227,78 @@ def plot(report: dict, path: str) -> None:
     fig.savefig(path)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad option is one line on stderr and exit status 2."""
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text!r}")
+    return value
+
+
+def _shape(text: str) -> tuple:
+    try:
+        dims = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        dims = ()
+    if not dims or any(d < 1 for d in dims):
+        raise argparse.ArgumentTypeError(f"must be positive integers separated by commas (e.g. 1,128), got {text!r}")
+    return dims
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="gpuinit-report", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="gpuinit-report", description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=models.DEFAULT_MODEL, choices=sorted(models.MODELS))
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: first usable GPU, else CPU)")
     parser.add_argument("--dtype", default="float32", choices=["float16", "bfloat16", "float32", "float64"])
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--input-shape", type=lambda s: tuple(int(v) for v in s.split(",")), default=None,
+    parser.add_argument("--seed", type=_non_negative, default=0)
+    parser.add_argument("--input-shape", type=_shape, default=None,
                         help="example input shape, comma-separated (e.g. 1,128)")
-    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--batch-size", type=_positive, default=None, help="replaces the input shape's first size")
     parser.add_argument("--plan-only", action="store_true", help="plan and stop: allocate nothing")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--verbose", action="store_true", help="list every parameter and layer")
     parser.add_argument("--plot", metavar="FILE.png", default=None)
     args = parser.parse_args(argv)
+    if args.plot is not None:
+        folder = os.path.dirname(os.path.abspath(args.plot))
+        if not os.path.isdir(folder):
+            parser.error(f"argument --plot: folder {folder!r} does not exist; create it or name another file")
     try:
         report = run(args.model, args.device, args.dtype, args.seed, args.input_shape, args.batch_size,
                      args.plan_only)
         if args.plot:
             plot(report, args.plot)
     except GpuInitError as exc:
-        print(f"gpuinit-report: {exc}", file=sys.stderr)
-        return 2
+        print(f"{parser.prog}: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"{parser.prog}: interrupted; nothing was kept", file=sys.stderr)
+        return 130
     if args.json:
         out = dict(report)
         out.pop("plan_text")
         print(json.dumps(out, indent=1, default=str))
     else:
-        print(render(report))
+        print(render(report, verbose=args.verbose))
     return 0 if report["plan"]["fits"] else EXIT_DOES_NOT_FIT
 
 

@@ -40,7 +40,7 @@ from .errors import (ArgumentError, ArgumentTypeError, DeferredInitializationErr
                      InitializerError, PlanError, ShapeError, UninitializedParameterError)
 from .init import InitDesc, Uniform, create
 from .meta import MetaArray
-from .parameter import InitRequest, current_step, shape_is_complete, staging
+from .parameter import InitRequest, current_step, staging
 from .streams import Fill, FillJob, derive_keys, give_back_seed, next_seed
 from .streams.keys import check_seed
 
@@ -282,6 +282,8 @@ def _shape_pass(step, block, call, args, kwargs):
     try:
         with staging(step):
             return call(to_meta(args), to_meta(kwargs))
+    except MemoryError:
+        raise  # not the forward's fault: out of memory is reported as such
     except GpuInitError as exc:
         if not isinstance(exc, PlanError) or getattr(exc, "gpuinit_planned", False):
             raise  # shape mismatches and the like already name their layer
@@ -413,12 +415,14 @@ def slots_for(entries) -> list:
             if param.name in str(exc):
                 raise
             raise type(exc)(f"parameter {param.name!r} (shape {shape!r}): {exc}") from exc
+        except MemoryError:
+            raise
         except Exception as exc:
             raise InitializerError(f"initializer {request.initializer!r} cannot fill parameter "
                                    f"{param.name!r} (shape {shape!r}): {type(exc).__name__}: "
                                    f"{exc}") from exc
         if isinstance(how, Fill):
-            how.check(param.dtype, param.name)
+            how.check(param.dtype, f"parameter {param.name!r}")
         elif not callable(how):
             raise InitializerError(f"initializer {request.initializer!r} answered {how!r} for parameter "
                                    f"{param.name!r}; fill_for must return a Fill or a callable that "
@@ -445,6 +449,8 @@ def _run_hook(slot, array) -> None:
             raise
         raise InitializerError(f"initializing parameter {slot.param.name!r} (shape "
                                f"{slot.param.shape!r}) failed: {exc}") from exc
+    except MemoryError:
+        raise
     except Exception as exc:
         raise InitializerError(f"initializer {slot.request.initializer!r} failed on parameter "
                                f"{slot.param.name!r} (shape {slot.param.shape!r}): "

@@ -223,7 +223,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
               conv_output_size(w, kw, stride[1], padding[1], dilation[1]))
     if min(out_hw) < 1 or n < 0:
         raise ShapeError(f"convolution input {tuple(x.shape)} is too small for kernel {(kh, kw)} with "
-                         f"padding {padding} and dilation {dilation}: the output would be {out_hw}")
+                         f"padding {padding} and dilation {dilation}: the output would be {out_hw}; use a "
+                         "larger input, more padding or less dilation")
     if is_meta(x, weight):
         return MetaArray((n, o) + out_hw, x.dtype)
     itemsize = np.dtype(x.dtype).itemsize
@@ -257,7 +258,8 @@ def pool2d(x, pool_type, pool_size, stride=None, padding=0, count_include_pad=Tr
     out_hw = (conv_output_size(h, kernel[0], stride[0], padding[0]),
               conv_output_size(w, kernel[1], stride[1], padding[1]))
     if min(out_hw) < 1:
-        raise ShapeError(f"pooling input {tuple(x.shape)} is too small for window {kernel} with padding {padding}")
+        raise ShapeError(f"pooling input {tuple(x.shape)} is too small for window {kernel} with padding "
+                         f"{padding}; use a larger input or a smaller window")
     if is_meta(x):
         return MetaArray((n, c) + out_hw, x.dtype)
     _check_room(x, n * c * (h + 2 * padding[0]) * (w + 2 * padding[1]) * np.dtype(x.dtype).itemsize,

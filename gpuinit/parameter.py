@@ -223,7 +223,8 @@ class Parameter:
             return state._replace(shape=new_shape)
         if len(new_shape) != len(old) or any(o and o != n for o, n in zip(old, new_shape)):
             raise ShapeError(f"parameter {self.name!r} has shape {old!r}; cannot change it to "
-                             f"{new_shape!r} (only dimensions marked 0 can be filled in)")
+                             f"{new_shape!r}: only dimensions still unknown (0) can be set, so give a shape "
+                             "that keeps the known ones, or make a new parameter")
         return state._replace(shape=tuple(n if not o else o for o, n in zip(old, new_shape)))
 
     def _deferred_as(self, request: InitRequest) -> State:

@@ -109,17 +109,21 @@ def _is_shape(x) -> bool:
                     for d in x))
 
 
-def _as_meta(x, dtype, i):
+def _as_meta(x, dtype, where):
     """An example input as a shape-only array: arrays keep their shape and dtype; a tuple of
-    numbers is a shape (every dimension a positive integer)."""
+    numbers is a shape (every dimension a positive integer), also inside lists and dicts."""
     if isinstance(x, MetaArray):
         return x
     if hasattr(x, "shape") and hasattr(x, "dtype"):
         return MetaArray(x.shape, x.dtype)
     if _is_shape(x):
-        return MetaArray(checks.shape(x, f"input {i}", "plan", positive=True,
+        return MetaArray(checks.shape(x, where, "plan", positive=True,
                                       hint="give every dimension as a positive integer, e.g. (2, 20)"), dtype)
-    return lifecycle.to_meta(x)
+    if isinstance(x, (list, tuple)):
+        return type(x)(_as_meta(v, dtype, f"{where}[{j}]") for j, v in enumerate(x))
+    if isinstance(x, dict):
+        return {k: _as_meta(v, dtype, f"{where}[{k!r}]") for k, v in x.items()}
+    return x
 
 
 def _fill_text(how):
@@ -151,13 +155,14 @@ def plan(net, *inputs, device=None, dtype=None, input_dtype="float32") -> Plan:
     """
     from .nn import Block
     if not isinstance(net, Block):
-        raise ArgumentTypeError(f"plan takes a gpuinit Block, got {type(net).__name__}")
+        raise ArgumentTypeError(f"plan takes a gpuinit Block, got {type(net).__name__}; pass the network "
+                                "(an nn.Block) and its example inputs")
     input_dtype = dtypes.as_dtype(input_dtype)
     if dtype is not None:
         dtype = dtypes.float_dtype(dtype, "plan")
     device = as_device(device) if device is not None else None
     with lifecycle.access.changing("plan"):
-        metas = [_as_meta(x, input_dtype, i) for i, x in enumerate(inputs)]
+        metas = [_as_meta(x, input_dtype, f"input {i}") for i, x in enumerate(inputs)]
         params = net.collect_params()
         calls, out = [], None
         if metas:

@@ -70,5 +70,6 @@ def shard(net, rank: int, world_size: int) -> dict:
     elif hasattr(net, "values") and hasattr(net, "path_of"):
         params = net
     else:
-        raise ArgumentTypeError(f"shard takes a Block or a ParameterDict, got {type(net).__name__}")
+        raise ArgumentTypeError(f"shard takes a Block or a ParameterDict, got {type(net).__name__}; pass the "
+                                "network whose parameters to shard")
     return lifecycle.shard(list(params.values()), lambda size: shard_range(size, rank, world_size))

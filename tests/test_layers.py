@@ -5,7 +5,7 @@ import pytest
 
 from gpuinit import init, nd, nn
 from gpuinit.backend import to_numpy
-from gpuinit.errors import ArgumentError, ShapeError
+from gpuinit.errors import ArgumentError
 
 
 def naive_conv(x, w, b, stride, pad, dil, groups):

@@ -190,7 +190,7 @@ class Initializer:
 def fill_in_place(arr, fill: Fill) -> None:
     """Fill ``arr`` (NumPy or CuPy) from the active stream, advancing it."""
     stream = active_or_new_stream("fill")
-    fill.check(arr.dtype, "the array")
+    fill.check(arr.dtype, "the array being initialized")
     if fill.family == "constant":
         dtypes.assign(arr, fill.a)
         return

@@ -20,8 +20,8 @@ class Mixed(Initializer):
 
     def __init__(self, patterns, initializers):
         if isinstance(patterns, str) or isinstance(initializers, (str, Initializer)):
-            raise ArgumentTypeError("Mixed takes a list of patterns and a list of initializers, e.g. "
-                                    "Mixed(['.*bias', '.*'], [Zero(), Uniform()])")
+            raise ArgumentTypeError("Mixed takes a list of patterns and a list of initializers: pass "
+                                    "Mixed(['.*bias', '.*'], [Zero(), Uniform()]), not single values")
         patterns, initializers = list(patterns), list(initializers)
         if len(patterns) != len(initializers):
             raise InitializerError(f"Mixed needs one initializer per pattern: got {len(patterns)} "

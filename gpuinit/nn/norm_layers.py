@@ -28,10 +28,12 @@ class _Norm(Block):
         self._input(x)
         axis = self._axis
         if not -x.ndim <= axis < x.ndim:
-            raise ShapeError(f"{self._where()}: axis {axis} does not exist in an input of shape {tuple(x.shape)}")
+            raise ShapeError(f"{self._where()}: axis {axis} does not exist in an input of shape "
+                             f"{tuple(x.shape)}; pass an input with that axis, or choose another axis")
         c = x.shape[axis]
         if c < 1:
-            raise ShapeError(f"{self._where()}: the input of shape {tuple(x.shape)} has no channels on axis {axis}")
+            raise ShapeError(f"{self._where()}: the input of shape {tuple(x.shape)} has no channels on axis "
+                             f"{axis}; pass an input with at least one channel there")
         for p in self._reg_params.values():
             self._fix_shape(p, (c,), f"expected {p.shape[0] or 'any number of'} channels on axis "
                                      f"{axis}, got input of shape {tuple(x.shape)}")

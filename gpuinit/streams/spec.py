@@ -156,22 +156,23 @@ class Fill:
             return abs(self.a) + self.b * _NORMAL_REACH[min(8, max(4, np.dtype(dtype).itemsize))]
         return abs(self.a) + self.b * max(abs(self.lo), abs(self.hi))
 
-    def check(self, dtype, name: str) -> None:
-        """Refuse to fill parameter ``name`` of ``dtype`` if some value would overflow it.
+    def check(self, dtype, what: str) -> None:
+        """Refuse to fill ``what`` (``"parameter 'w'"``) of ``dtype`` if it is not a float dtype
+        or some value would overflow it.
 
         Raises:
-            InitializerError: names the parameter, the fill, its reach and the dtype's largest value.
+            InitializerError: names ``what``, the fill, its reach and the dtype's largest value.
         """
         verdict = _fits(self, dtype)
         if verdict == "not float":
-            raise InitializerError(f"parameter {name!r} has dtype {dtype}; fills need a float dtype "
-                                   f"({', '.join(d.name for d in dtypes.float_dtypes())})")
+            raise InitializerError(f"{what} has dtype {dtype}; fills need a float dtype "
+                                   f"({', '.join(d.name for d in dtypes.float_dtypes())}): pass one of those")
         if verdict == "overflow":
             dtype = np.dtype(dtype)
             reach = self.reach(dtype)
             largest = float(np.asarray(np.finfo(np.float32 if dtypes.is_bfloat16(dtype) else dtype).max))
             raise InitializerError(
-                f"parameter {name!r} ({dtype}): {self.describe()} reaches {reach:g}, beyond the largest "
+                f"{what} ({dtype}): {self.describe()} reaches {reach:g}, beyond the largest "
                 f"{dtype} value ({largest:g}), so its weights would be infinite; use a smaller scale "
                 "or a wider dtype")
 

@@ -119,8 +119,10 @@ class _Access:
 access = _Access()
 
 # Bumped whenever parameter states or block structure change: blocks cache "has deferred
-# parameters" against it, so that a forward pass does not walk the network every call.
+# parameters" against it, so that a forward pass does not walk the network every call. The lock
+# keeps two bumps from landing as one (a cache made between them would then survive the second).
 _generation = [0]
+_generation_lock = threading.Lock()
 
 
 def generation() -> int:
@@ -128,7 +130,8 @@ def generation() -> int:
 
 
 def bump() -> None:
-    _generation[0] += 1
+    with _generation_lock:
+        _generation[0] += 1
 
 
 _observer: dict = {}
@@ -359,7 +362,7 @@ def set_shape(param, shape) -> None:
     """Fill in ``param``'s unknown dimensions (the ``Parameter.shape`` setter)."""
     with access.changing("change a parameter's shape"):
         state = param._with_shape(shape)
-        if state == param._state:
+        if state.shape == param.shape:
             return
         if param.initialized:
             raise ShapeError(f"parameter {param.name!r} is initialized with shape {param.shape!r}; "

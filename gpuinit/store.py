@@ -24,7 +24,8 @@ from .errors import OutOfMemoryError
 
 ALIGNMENT = 256  # bytes; CUDA's allocation granularity for coalesced access, fine for SIMD too
 
-_accounting_lock = threading.Lock()
+# Reentrant: an arena's finalizer takes it, and the cyclic GC may run one while this thread holds it.
+_accounting_lock = threading.RLock()
 _live: dict = {}  # id(owner) -> (device, nbytes), removed by a finalizer when the arena dies
 # The most recent successful materialization: bytes, seconds (allocation and fills), devices.
 last_materialization: dict = {}

@@ -125,6 +125,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--quick", action="store_true",
+                        help="GPU section at toy sizes: checks that the benchmark runs, measures nothing")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -136,7 +138,7 @@ def main() -> int:
         sys.path.insert(0, str(ROOT))
         from gpuinit.errors import DeviceError
         try:
-            return gpu_main(max(args.repeat, 5))
+            return gpu_main(max(args.repeat, 5) if not args.quick else 1, args.quick)
         except DeviceError as exc:
             print(f"bench_init: {exc}", file=sys.stderr)
             return 2
@@ -310,7 +312,7 @@ def _torch_llama7b(torch):
     return Llama
 
 
-def gpu_main(repeats: int) -> int:
+def gpu_main(repeats: int, quick: bool = False) -> int:
     sys.path.insert(0, str(ROOT))
     import numpy as np
 
@@ -328,9 +330,10 @@ def gpu_main(repeats: int) -> int:
     print(f"device: {device.name()}; CuPy {cupy.__version__}; torch {torch.__version__ if torch else 'absent'}; "
           f"median of {repeats} runs timed with CUDA events after warm-up")
 
-    print("\n1. fill throughput, 1 GiB (GB/s of bytes written; copy: bytes read + written)")
+    fill_bytes = 1 << (16 if quick else 30)
+    print(f"\n1. fill throughput, {fill_bytes / 2**20:g} MiB (GB/s of bytes written; copy: bytes read + written)")
     for dtype in (np.float32, np.float16):
-        n = (1 << 30) // np.dtype(dtype).itemsize
+        n = fill_bytes // np.dtype(dtype).itemsize
         a = cupy.empty(n, dtype)
         b = cupy.empty_like(a)
         copy = 2 * a.nbytes / _timed(cupy, lambda: cupy.copyto(b, a), repeats) / 1e6
@@ -356,9 +359,10 @@ def gpu_main(repeats: int) -> int:
         a = None  # frees the memory; closures above still name it
         _free(cupy, torch)
 
-    print("\n2. 10,000 parameters of 1K to 256K elements (float32, U(-0.07, 0.07)), allocation included")
+    count = 100 if quick else 10_000
+    print(f"\n2. {count:,} parameters of 1K to 256K elements (float32, U(-0.07, 0.07)), allocation included")
     rng = np.random.default_rng(0)
-    sizes = np.exp(rng.uniform(np.log(1024), np.log(256 * 1024), 10_000)).astype(np.int64)
+    sizes = np.exp(rng.uniform(np.log(1024), np.log(256 * 1024), count)).astype(np.int64)
     params = ParameterDict({f"p{i}": Parameter(f"p{i}", shape=(int(s),), role="weight") for i, s in enumerate(sizes)})
 
     def ours():
@@ -377,11 +381,12 @@ def gpu_main(repeats: int) -> int:
     print("\n3. whole models on the GPU: gpuinit materialize vs torch meta -> to_empty(cuda) -> reset_parameters")
     for name, builder in (("gpt2-small", lambda: _torch_gpt2(torch)), ("llama2-7b", lambda: _torch_llama7b(torch))):
         for dtype in ("float32", "float16") + (("bfloat16",) if gpuinit.dtypes.bfloat16() is not None else ()):
-            net = models.get(name, dtype=dtype)
-            planning.plan(net, (1, 8), input_dtype="int64", device=device)
+            net = models.get(name, dtype=dtype) if not quick else models.mlp(dtype=dtype)
+            planning.plan(net, (1, 8) if not quick else (1, 20), input_dtype="int64" if not quick else "float32",
+                          device=device)
             ms_ours = _timed(cupy, lambda: net.initialize(device=device, force_reinit=True, seed=0), repeats)
             gb = net.collect_params().nbytes / 1e9
-            line = f"  {name} {dtype}: {gb:.2f} GB, gpuinit {ms_ours:.1f} ms ({gb / ms_ours * 1e3:.0f} GB/s)"
+            line = f"  {name if not quick else 'mlp (--quick)'} {dtype}: {gb:.2f} GB, gpuinit {ms_ours:.1f} ms ({gb / ms_ours * 1e3:.0f} GB/s)"
             net = None  # frees the memory; closures above still name it
             _free(cupy, torch)
             if torch is not None:

@@ -1,33 +1,51 @@
 #!/usr/bin/env bash
-# Everything that needs a GPU, in one run that fits a short device lease (about 8 minutes on an
-# H100): the device, the `gpu` tests (with their printed mismatch rates), the whole suite, and the
-# GPU benchmarks. Run from the repository root, without installing:
+# Everything that needs a GPU, in one run that fits one 10-minute device command with room to
+# spare (the step limits add up to 8 minutes): the device and versions, the first-use kernel
+# compile (cold and cached), the `gpu` tests (they print their mismatch counts), compute-sanitizer's
+# memcheck over a materialization of odd sizes, offsets and shards, and the GPU benchmarks.
+# Run from the repository root, without installing:
 #
 #   OUT=/some/dir bash scripts/gpu_checks.sh
 #
-# Logs go to $OUT (default: ./gpu-checks): device.txt, gpu_tests.log, all_tests.log, bench_gpu.log.
-# Each step has its own time limit, so one hang does not cost the others; the exit status is the
-# first failing step's.
+# Logs go to $OUT (default ./gpu-checks): device.txt, compile.log, gpu_tests.log, memcheck.log,
+# bench_gpu.log, and summary.txt (each step's exit status and seconds, then the figures). A step
+# that fails or runs out of time does not stop the others; the exit status is the first failure's.
 set -u -o pipefail
 OUT="${OUT:-gpu-checks}"
 mkdir -p "$OUT"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 PY="${PYTHON:-python3}"
 status=0
+: > "$OUT/summary.txt"
 
 step() {  # step SECONDS LOG COMMAND...
-    local limit=$1 log=$2
+    local limit=$1 log=$2 start rc
     shift 2
+    start=$(date +%s)
     echo "== $* (limit ${limit}s)" | tee "$OUT/$log"
-    timeout "$limit" "$@" 2>&1 | tee -a "$OUT/$log"
-    local rc=$?
+    timeout --kill-after=10 "$limit" "$@" 2>&1 | tee -a "$OUT/$log"
+    rc=$?
     echo "== exit $rc" | tee -a "$OUT/$log"
+    printf '%-14s exit %3d  %4ds  %s\n' "$log" "$rc" "$(( $(date +%s) - start ))" "$*" >> "$OUT/summary.txt"
     if [ "$rc" -ne 0 ] && [ "$status" -eq 0 ]; then status=$rc; fi
 }
 
-step 30 device.txt bash -c 'nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv;
-    '"$PY"' -c "import cupy, numpy; print(\"cupy\", cupy.__version__, \"numpy\", numpy.__version__)"'
-step 240 gpu_tests.log "$PY" -m pytest -q -s -m gpu tests/test_gpu.py
-step 180 all_tests.log "$PY" -m pytest -q
-step 240 bench_gpu.log "$PY" scripts/bench_init.py --device cuda
+step 20 device.txt bash -c 'nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv;
+    nvidia-smi | head -4; '"$PY"' -c "import cupy, numpy, sys; print(\"python\", sys.version.split()[0], \"cupy\", cupy.__version__, \"numpy\", numpy.__version__, \"cuda runtime\", cupy.cuda.runtime.runtimeGetVersion())"'
+step 60 compile.log "$PY" scripts/gpu_compile_time.py
+step 150 gpu_tests.log "$PY" -m pytest -q -s -m gpu -p no:cacheprovider
+if command -v compute-sanitizer >/dev/null 2>&1; then
+    step 90 memcheck.log compute-sanitizer --tool memcheck --error-exitcode 1 "$PY" scripts/gpu_memcheck.py
+else
+    step 90 memcheck.log bash -c 'echo "compute-sanitizer not found: running the workload without it"; '"$PY"' scripts/gpu_memcheck.py'
+fi
+step 160 bench_gpu.log "$PY" scripts/bench_init.py --device cuda --repeat 5 ${GPU_CHECKS_QUICK:+--quick}
+
+{
+    echo
+    echo "== figures"
+    grep -h -E "differ|compile and load|ERROR SUMMARY|mismatches|passed|failed" "$OUT"/*.log 2>/dev/null
+    sed -n '/^device:/,$p' "$OUT/bench_gpu.log" 2>/dev/null
+} >> "$OUT/summary.txt"
+cat "$OUT/summary.txt"
 exit $status

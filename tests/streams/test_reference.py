@@ -1,4 +1,5 @@
-"""The stream contract, checked against NumPy's own Philox as the oracle."""
+"""The NumPy reference (gpuinit.streams.reference): raw_words and generate against NumPy's own
+Philox as the oracle, element ranges, and the distributions generate produces."""
 
 import math
 import statistics
@@ -7,28 +8,15 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from gpuinit import GpuInitError, draws, dtypes, streams
+from gpuinit import streams
 from gpuinit.streams import Fill
 
-keys = st.tuples(st.integers(0, 2**64 - 1), st.integers(0, 2**64 - 1))
-DTYPES = list(dtypes.float_dtypes())  # bfloat16 too where ml_dtypes is installed
-FILLS = [Fill.uniform(-0.5, 2.0), Fill.normal(0.3, 1.7), Fill.truncated_normal(0.1, 0.5, -1.5, 2.5),
-         Fill.constant(0.25)]
-
-
-def _oracle(key, counter=0):
-    return np.random.Philox(key=np.array(key, dtype=np.uint64), counter=counter)
-
-
-def gen(fill, key, n, dtype=np.float32, start=0, offset=0, counter=0):
-    out = np.empty(n, dtype)
-    streams.generate(out, fill, key, start, offset, counter)
-    return out
+from .common import DTYPES, FILLS, gen, keys, numpy_philox
 
 
 @given(key=keys, first=st.integers(0, 1000), count=st.integers(0, 50))
 def test_raw_words_equal_numpy_philox(key, first, count):
-    expected = _oracle(key).random_raw(first + count)[first:]
+    expected = numpy_philox(key).random_raw(first + count)[first:]
     assert np.array_equal(streams.raw_words(key, first, count), expected)
 
 
@@ -37,19 +25,19 @@ def test_raw_words_equal_numpy_philox(key, first, count):
 def test_counter_carries_across_words_like_numpy(key, low, high, first, count):
     """Starting counters next to 64-bit carry boundaries behave as NumPy's 256-bit counter."""
     for counter in ((high << 64) | low, (high << 64) | (2**64 - 1), 2**256 - 1):
-        expected = _oracle(key, counter).random_raw(first + count)[first:]
+        expected = numpy_philox(key, counter).random_raw(first + count)[first:]
         assert np.array_equal(streams.raw_words(key, first, count, counter), expected)
 
 
 @given(key=keys, n=st.integers(1, 300))
 def test_unit_uniform_float32_equals_numpy_generator_random(key, n):
-    expected = np.random.Generator(_oracle(key)).random(n, dtype=np.float32)
+    expected = np.random.Generator(numpy_philox(key)).random(n, dtype=np.float32)
     assert np.array_equal(gen(Fill.uniform(0, 1), key, n), expected)
 
 
 @given(key=keys, n=st.integers(1, 300))
 def test_unit_uniform_float64_equals_numpy_generator_random(key, n):
-    expected = np.random.Generator(_oracle(key)).random(n, dtype=np.float64)
+    expected = np.random.Generator(numpy_philox(key)).random(n, dtype=np.float64)
     assert np.array_equal(gen(Fill.uniform(0, 1), key, n, np.float64), expected)
 
 
@@ -76,43 +64,6 @@ def test_any_element_range_equals_that_slice_of_the_whole(key, fill, dtype, n, s
     whole = gen(fill, key, start + length + n, dtype, offset=offset)
     part = gen(fill, key, length, dtype, start=start, offset=offset)
     assert np.array_equal(part, whole[start:start + length], equal_nan=True)
-
-
-@settings(max_examples=25, deadline=None)  # chunks of one element: thousands of tiny fills
-@given(key=keys, fill=st.sampled_from(FILLS), dtype=st.sampled_from(DTYPES),
-       n=st.integers(1, 3000), chunk=st.integers(1, 700))
-def test_chunked_threaded_fill_equals_one_shot(key, fill, dtype, n, chunk):
-    whole = gen(fill, key, n, dtype)
-    out = np.empty(n, dtype)
-    old = streams.cpu.CHUNK_ELEMENTS
-    streams.cpu.CHUNK_ELEMENTS = chunk
-    try:
-        streams.fill_many([(out, fill, key, 0)])
-    finally:
-        streams.cpu.CHUNK_ELEMENTS = old
-    assert np.array_equal(out, whole)
-
-
-def test_keys_depend_on_seed_and_path_only():
-    assert streams.derive_key(0, "0.weight") == streams.derive_key(0, "0.weight")
-    assert streams.derive_key(0, "0.weight") != streams.derive_key(0, "1.weight")
-    assert streams.derive_key(0, "0.weight") != streams.derive_key(1, "0.weight")
-    expected = np.random.SeedSequence(7, spawn_key=tuple(b"0.bias")).generate_state(2, np.uint64)
-    assert streams.derive_key(7, "0.bias") == tuple(int(k) for k in expected)
-
-
-def test_seed_validation():
-    with pytest.raises(GpuInitError, match="non-negative integer"):
-        streams.seed(-1)
-    with pytest.raises(GpuInitError, match="non-negative integer"):
-        streams.seed(1.5)
-
-
-def test_global_seed_counts_unseeded_uses():
-    streams.seed(100)
-    assert [streams.next_seed() for _ in range(3)] == [100, 101, 102]
-    streams.seed(100)
-    assert streams.next_seed() == 100
 
 
 # --- distributions (fixed keys: these cannot flake) ---------------------------------------------
@@ -159,24 +110,3 @@ def test_uniform_range_and_mean():
     x = gen(Fill.uniform(-0.07, 0.07), streams.derive_key(14, "u"), N)
     assert x.min() >= -0.07 and x.max() < 0.07
     assert abs(float(x.mean())) < 5 * 0.07 / math.sqrt(3 * N)
-
-
-def test_stream_draws_are_sequential_and_block_aligned():
-    key = streams.derive_key(1, "s")
-    s = draws.Stream(key)
-    a = s.draw(Fill.uniform(0, 1), (3,), np.float32)  # 2 words, padded to 4
-    b = s.draw(Fill.uniform(0, 1), (2,), np.float32)
-    assert np.array_equal(a, gen(Fill.uniform(0, 1), key, 3))
-    assert np.array_equal(b, gen(Fill.uniform(0, 1), key, 2, offset=4))
-
-
-@settings(max_examples=60)
-@given(seed=st.one_of(st.integers(0, 2**40), st.integers(0, 2**200)),
-       paths=st.lists(st.text(min_size=1, max_size=60), min_size=1, max_size=40))
-def test_batched_keys_equal_seed_sequence(seed, paths):
-    """derive_keys (vectorized over paths, gpuinit.seedseq) gives NumPy's SeedSequence keys."""
-    expected = [tuple(int(w) for w in np.random.SeedSequence(seed, spawn_key=tuple(p.encode("utf-8")))
-                      .generate_state(2, np.uint64)) for p in paths]
-    assert streams.derive_keys(seed, paths) == expected
-    from gpuinit.streams import seedseq
-    assert [tuple(map(int, row)) for row in seedseq.derive_keys(seed, paths)] == expected

@@ -1,0 +1,1 @@
+"""Tests of ``gpuinit.streams``: one file per module of the package."""

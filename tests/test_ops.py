@@ -41,6 +41,9 @@ def reference_conv(x, w, b, stride, pad, dil, groups):
     oh = (h + 2 * pad[0] - dil[0] * (kh - 1) - 1) // stride[0] + 1
     ow = (wd + 2 * pad[1] - dil[1] * (kw - 1) - 1) // stride[1] + 1
     out = np.zeros((n, o, oh, ow))
+    if out.size == 0:
+        # An empty batch with padding=10**7 has 4e14 empty windows: looping over them would hang.
+        return out
     og = o // groups
     for oc in range(o):
         g = oc // og

@@ -459,13 +459,16 @@ class Boom(init.Initializer):
 
 
 def _raise_on(count, error, real=None):
-    """A stand-in for ``real`` that raises ``error`` on its ``count``-th call."""
-    calls = [0]
+    """A stand-in for ``real`` that raises ``error`` on its ``count``-th call (counted under a
+    lock: the CPU workers call it from two threads, and a lost update skipped the count)."""
+    calls, lock = [0], threading.Lock()
 
     def wrapper(*args, **kwargs):
-        calls[0] += 1
+        with lock:
+            calls[0] += 1
+            n = calls[0]
         out = real(*args, **kwargs) if real is not None else None
-        if calls[0] == count:
+        if n == count:
             raise error()
         return out
     return wrapper

@@ -16,6 +16,18 @@ from gpuinit.errors import OutOfMemoryError
 CPU = gpuinit.cpu()
 
 
+@pytest.fixture
+def no_cyclic_gc():
+    """Collect now, then keep the cyclic collector off: an earlier test's network freed by it
+    midway would change the live bytes under the test."""
+    gc.collect()
+    enabled = gc.isenabled()
+    gc.disable()
+    yield
+    if enabled:
+        gc.enable()
+
+
 def test_align_rounds_up_to_the_alignment():
     assert store.ALIGNMENT == 256
     assert [store.align(n) for n in (0, 1, 255, 256, 257, 1000)] == [0, 256, 256, 256, 512, 1024]
@@ -59,7 +71,7 @@ def test_place_groups_by_device_and_sizes_the_arena_as_the_plan_does():
         assert slot.offset % store.ALIGNMENT == 0 and slot.offset + slot.nbytes <= arena.nbytes
 
 
-def test_what_does_not_fit_is_refused_before_anything_is_allocated():
+def test_what_does_not_fit_is_refused_before_anything_is_allocated(no_cyclic_gc):
     free, _ = CPU.memory_info()
     if free is None:
         pytest.skip("this host does not report its free memory")
@@ -67,7 +79,6 @@ def test_what_does_not_fit_is_refused_before_anything_is_allocated():
     with pytest.raises(OutOfMemoryError, match="short. Nothing was allocated"):
         store.check_fits(CPU, 4 * free)
     net = deferred_mlp(in_units=1 << 20, hidden=1 << 20)  # 4 TiB of weights, recorded only
-    gc.collect()
     live = store.live_bytes()
     tracemalloc.start()
     try:
@@ -95,8 +106,7 @@ def test_an_allocation_the_host_cannot_give_is_an_out_of_memory_error():
     assert isinstance(err.value, MemoryError)
 
 
-def test_live_bytes_count_an_arena_until_its_last_view_is_gone():
-    gc.collect()
+def test_live_bytes_count_an_arena_until_its_last_view_is_gone(no_cyclic_gc):
     before, before_cpu = store.live_bytes(), store.live_bytes(CPU)
     other = store.live_bytes(Device("cuda", 0))
     arena = store.allocate(CPU, 1000)
@@ -110,8 +120,7 @@ def test_live_bytes_count_an_arena_until_its_last_view_is_gone():
     assert store.live_bytes() == before  # by reference counting: no collection needed
 
 
-def test_a_network_arena_is_counted_while_the_network_lives():
-    gc.collect()
+def test_a_network_arena_is_counted_while_the_network_lives(no_cyclic_gc):
     before = store.live_bytes()
     net = nn.Sequential()
     net.add(nn.Dense(64, in_units=20), nn.Dense(10, in_units=64))
@@ -159,31 +168,20 @@ def failing_step(levels=1):
 
 
 @pytest.mark.parametrize("levels", [1, 2])
-def test_release_after_failure_frees_what_the_traceback_holds(levels):
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        exc, ref = failing_step(levels)
-        assert ref() is not None  # held by the exception's traceback
-        store.release_after_failure(exc, [CPU])
-        assert ref() is None  # freed while the exception is still alive
-    finally:
-        if enabled:
-            gc.enable()
+def test_release_after_failure_frees_what_the_traceback_holds(no_cyclic_gc, levels):
+    exc, ref = failing_step(levels)
+    assert ref() is not None  # held by the exception's traceback
+    store.release_after_failure(exc, [CPU])
+    assert ref() is None  # freed while the exception is still alive
 
 
 @pytest.mark.xfail(strict=True, reason="library bug: release_after_failure clears the exception and its "
                                        "direct cause/context only (gpuinit/store.py), not the whole chain")
-def test_release_after_failure_frees_what_a_deeper_cause_holds():
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        exc, ref = failing_step(3)
-        store.release_after_failure(exc, [CPU])
-        assert ref() is None
-    finally:
-        if enabled:
-            gc.enable()
+def test_release_after_failure_frees_what_a_deeper_cause_holds(no_cyclic_gc):
+    exc, ref = failing_step(3)
+    assert ref() is not None
+    store.release_after_failure(exc, [CPU])
+    assert ref() is None
 
 
 def test_gc_paused_nests_and_restores_the_collector():

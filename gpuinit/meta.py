@@ -107,13 +107,18 @@ class MetaArray:
         return MetaArray(np.shape(out), dtype or self.dtype)
 
     def sum(self, axis=None, keepdims=False, dtype=None):
+        # NumPy's dtype: bools and small integers sum in the platform integer
+        return self._reduce(axis, keepdims, dtype or np.zeros(1, self.dtype).sum().dtype)
+
+    def max(self, axis=None, keepdims=False, dtype=None):
         return self._reduce(axis, keepdims, dtype)
+
+    min = max
 
     def mean(self, axis=None, keepdims=False, dtype=None):
         kind = self.dtype if self.dtype.kind == "f" else np.float64
         return self._reduce(axis, keepdims, dtype or kind)
 
-    max = min = sum
     var = std = mean
 
     def argmax(self, axis=None):
@@ -174,7 +179,10 @@ def matmul_shape(a, b):
     b2 = sb if len(sb) > 1 else sb + (1,)
     if a2[-1] != b2[-2]:
         raise ShapeError(f"matmul: shapes {sa} and {sb} do not align ({a2[-1]} != {b2[-2]})")
-    batch = np.broadcast_shapes(a2[:-2], b2[:-2])
+    try:
+        batch = np.broadcast_shapes(a2[:-2], b2[:-2])
+    except ValueError:
+        raise ShapeError(f"matmul: the batch dimensions of shapes {sa} and {sb} do not broadcast") from None
     shape = batch + (a2[-2], b2[-1])
     if len(sa) == 1:
         shape = shape[:-2] + shape[-1:]
@@ -204,7 +212,10 @@ def _meta_stack(arrays, axis=0, **_):
 
 
 def _meta_split(x, indices_or_sections, axis=0):
-    parts = np.split(_dummy(x.shape, np.int8), indices_or_sections, axis=axis)
+    try:
+        parts = np.split(_dummy(x.shape, np.int8), indices_or_sections, axis=axis)
+    except ValueError as exc:
+        raise ShapeError(f"cannot split shape {x.shape} into {indices_or_sections} along axis {axis}: {exc}") from None
     return [MetaArray(p.shape, x.dtype) for p in parts]
 
 

@@ -129,7 +129,7 @@ def run(model=models.DEFAULT_MODEL, device=None, dtype="float32", seed=0, input_
     report["plan_text"] = p.summary(max_rows=None)
     if plan_only or not p.fits:
         return report
-    progress = _Progress(p.total_bytes)
+    progress = _Progress(p.parameter_bytes)  # what the fills report: parameter bytes, not the padded arena
     t = time.perf_counter()
     with lifecycle.observe(progress):
         net(x)

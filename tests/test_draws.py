@@ -87,8 +87,6 @@ def test_outside_a_stream_each_draw_takes_the_next_global_seed():
     assert np.array_equal(drawn, gen(Fill.truncated_normal(0, 1, -2, 2), streams.derive_key(22, "nd.random"), 6))
 
 
-@pytest.mark.xfail(strict=True, reason="library bug: a failed unseeded nd.random draw keeps the seed it took "
-                                       "(gpuinit/draws.py, gpuinit/nd/random.py), shifting every later seed")
 def test_a_failed_unseeded_draw_gives_its_seed_back():
     gpuinit.seed(5)
     first = nd.random.uniform(shape=(4,), device="cpu")

@@ -76,8 +76,6 @@ def test_matmul_mismatches_raise_shape_error(a, b, words):
         meta(a) @ meta(b)
 
 
-@pytest.mark.xfail(strict=True, reason="library bug: batch dimensions that do not broadcast raise NumPy's "
-                                       "ValueError from matmul_shape (gpuinit/meta.py), not ShapeError")
 def test_matmul_batches_that_do_not_broadcast_raise_shape_error():
     with pytest.raises(ShapeError):
         meta((2, 3, 4)) @ meta((5, 4, 6))
@@ -110,8 +108,6 @@ def test_reductions_like_numpy(fn, dtype):
     like_numpy(fn, ((2, 3, 4), dtype))
 
 
-@pytest.mark.xfail(strict=True, reason="library bug: MetaArray.sum keeps a bool or small-int dtype where NumPy "
-                                       "sums in the platform integer (gpuinit/meta.py, MetaArray.sum)")
 @pytest.mark.parametrize("dtype", ["bool", "int8"])
 def test_sums_of_bools_and_small_integers_have_numpy_dtype(dtype):
     like_numpy(lambda x: x.sum(axis=-1), ((2, 3), dtype))

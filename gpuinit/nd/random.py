@@ -7,7 +7,7 @@ each call takes the next global seed (see ``gpuinit.seed``).
 
 from __future__ import annotations
 
-from .. import checks
+from .. import checks, dtypes
 from ..device import as_device
 from ..draws import active_or_new_stream
 from ..streams import Fill
@@ -16,6 +16,8 @@ from ..streams import Fill
 def _draw(fill: Fill, shape, dtype, device, ctx, where):
     device = as_device(device if device is not None else ctx)
     shape = checks.shape(shape, "shape", where)
+    dtype = dtypes.as_dtype(dtype)
+    fill.check(dtype, f"{where}'s output")  # before a stream (and an unseeded call's seed) is taken
     return active_or_new_stream("nd.random").draw(fill, shape, dtype, device)
 
 

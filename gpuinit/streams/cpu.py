@@ -71,6 +71,8 @@ def fill_many(jobs, progress=None) -> None:
         flat = out.reshape(-1)
         if fill.family == "constant":
             dtypes.assign(flat, fill.a)
+            if progress:
+                progress(flat.nbytes)
             continue
         for s in range(0, flat.size, CHUNK_ELEMENTS):
             e = min(flat.size, s + CHUNK_ELEMENTS)

@@ -151,7 +151,7 @@ class Fill:
         if self.family == "constant":
             return abs(self.a)
         if self.family == "uniform":
-            return max(abs(self.a), abs(self.b), self.b - self.a)  # the width is computed too
+            return max(abs(self.a), abs(self.b))
         if self.family == "normal":
             return abs(self.a) + self.b * _NORMAL_REACH[min(8, max(4, np.dtype(dtype).itemsize))]
         return abs(self.a) + self.b * max(abs(self.lo), abs(self.hi))
@@ -201,6 +201,8 @@ def _fits(fill: Fill, dtype) -> str:
     compute = np.float32 if dtype.itemsize <= 4 else np.float64
     with np.errstate(over="ignore"):
         finite = np.isfinite(compute(reach)) and np.isfinite(np.asarray(compute(reach)).astype(dtype))
+        if fill.family == "uniform":  # the width, high - low, is a value of the compute type
+            finite = finite and np.isfinite(compute(fill.b - fill.a))
     return "ok" if finite else "overflow"
 
 
@@ -213,6 +215,32 @@ def _real(value):
 
 def _phi(x: float) -> float:
     return 0.5 * math.erfc(-x / math.sqrt(2.0))
+
+
+class FillJobs(NamedTuple):
+    """Many fill jobs as columns, one list per field of :class:`FillJob`: a materialization of
+    thousands of parameters builds these without an object per job."""
+
+    offset: list
+    dtype: list
+    count: list
+    key: list
+    fill: list
+    start: list
+    word_offset: list
+
+    @staticmethod
+    def of(jobs) -> "FillJobs":
+        """``jobs`` (:class:`FillJob` objects, or already columns) as columns."""
+        if isinstance(jobs, FillJobs):
+            return jobs
+        jobs = list(jobs)
+        if not jobs:
+            return FillJobs([], [], [], [], [], [], [])
+        return FillJobs(*(list(column) for column in zip(*jobs)))
+
+    def __len__(self) -> int:
+        return len(self.offset)
 
 
 class FillJob(NamedTuple):

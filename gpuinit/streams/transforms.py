@@ -9,7 +9,7 @@ against this file bit for bit.
 
 Compute types: :data:`F32` for float16, bfloat16 and float32 outputs (fast on GPUs, where float64
 runs at a fraction of the float32 rate), :data:`F64` for float64 outputs. Accuracy, measured
-against NumPy's libm over the whole input range (``tests/test_transforms.py``): ``log_unit`` and
+against NumPy's libm over the whole input range (``tests/streams/test_transforms.py``): ``log_unit`` and
 ``sincos_turns`` are within 3 ulp of the compute type (float64 ``log``: within 4 ulp of the libm,
 whose own error is included).
 

@@ -66,8 +66,6 @@ def test_progress_counts_every_byte_of_the_random_fills(monkeypatch):
     assert len(done) >= 6  # reported as chunks finish, not once at the end
 
 
-@pytest.mark.xfail(strict=True, reason="library bug: fill_many reports no progress for constant fills "
-                                       "(gpuinit/streams/cpu.py), so the report's bar stops short of 100%")
 def test_progress_counts_constant_fills_too():
     weight, bias = np.empty(1000, np.float32), np.empty(1000, np.float32)
     done = []

@@ -97,9 +97,6 @@ def test_check_refuses_exactly_the_fills_that_would_overflow(fill, dtype, fits):
             fill.check(np.dtype(dtype), "parameter 'w'")
 
 
-@pytest.mark.xfail(strict=True, reason="library bug: Fill.reach counts a uniform's width against the "
-                                       "output dtype although it is computed in float32 "
-                                       "(gpuinit/streams/spec.py, _fits/reach)")
 def test_check_accepts_a_wide_float16_uniform_whose_values_fit():
     fill = Fill.uniform(-40_000, 40_000)
     values = gen(fill, streams.derive_key(3, "wide"), 100_000, np.float16)

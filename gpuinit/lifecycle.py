@@ -41,7 +41,8 @@ from .errors import (ArgumentError, ArgumentTypeError, DeferredInitializationErr
 from .init import InitDesc, Uniform, create
 from .meta import MetaArray
 from .parameter import InitRequest, current_step, staging
-from .streams import Fill, FillJob, derive_keys, give_back_seed, next_seed
+from .streams import Fill, FillJobs, give_back_seed, next_seed
+from .streams.keys import derive_key_array
 from .streams.keys import check_seed
 
 
@@ -221,9 +222,12 @@ def initialize(entries, init=None, device=None, force_reinit=False, seed=None, d
         first: dict = {}
         for path, p in entries:
             first.setdefault(id(p), (path, p))
-        unique = list(first.values())
-        skipped = [p for _, p in unique if not force_reinit and p.requested]
-        todo = [(path, p) for path, p in unique if force_reinit or not p.requested]
+        todo, skipped = [], []
+        for path, p in first.values():
+            if not force_reinit and p._now.request is not None:
+                skipped.append(p)
+            else:
+                todo.append((path, p))
         if skipped:
             names = ", ".join(repr(p.name) for p in skipped[:3]) + (", ..." if len(skipped) > 3 else "")
             warnings.warn(f"{len(skipped)} parameter(s) already initialized ({names}); "
@@ -243,19 +247,23 @@ def initialize(entries, init=None, device=None, force_reinit=False, seed=None, d
 
 
 def _initialize(todo, default, device, seed_value, defer) -> None:
-    keys = derive_keys(seed_value, [path for path, _ in todo])
+    keys = derive_key_array(seed_value, [path for path, _ in todo])
     requests = []
-    for (path, p), key in zip(todo, keys):
-        initializer, own = p.chosen_initializer(default)
-        if not p.shape_known and not p.allow_deferred_init:
-            raise DeferredInitializationError(
-                f"parameter {p.name!r} has unknown shape {p.shape!r} and does not allow deferred "
-                "initialization; give its full shape")
-        requests.append((p, InitRequest(initializer, own, device, key, path)))
+    complete = True
+    new_request = tuple.__new__  # InitRequest's fields in order, without a Python-level __new__ per parameter
+    for (path, p), key in zip(todo, zip(keys[:, 0].tolist(), keys[:, 1].tolist())):
+        initializer, own = (default, False) if p.init is None else p.chosen_initializer(default)
+        if not p.shape_known:
+            complete = False
+            if not p.allow_deferred_init:
+                raise DeferredInitializationError(
+                    f"parameter {p.name!r} has unknown shape {p.shape!r} and does not allow deferred "
+                    "initialization; give its full shape")
+        requests.append((p, new_request(InitRequest, (initializer, own, device, key, path))))
     with _step() as step:
         with staging(step):
-            if not defer and all(p.shape_known for p, _ in requests):
-                _materialize(step, requests)
+            if not defer and complete:
+                _materialize(step, requests, keys)
             else:
                 # Some shape is unknown (or the caller deferred): everything waits for the first
                 # forward pass, so that the whole network is allocated and filled as one step.
@@ -406,106 +414,162 @@ def first_forward(block, args, kwargs, call):
 
 # --- materialization ---------------------------------------------------------------------------
 
-def slots_for(entries) -> list:
-    """Ask each initializer how it fills its parameter, and check the answer; allocate nothing."""
-    slots = []
+class Batch:
+    """Parameters materialized together, as columns: each one, how it is filled, which elements of
+    it are made (all of them, or a shard's). Built by :func:`batch_for`.
+
+    Columns rather than an object per parameter: a model of thousands of small parameters pays
+    microseconds per parameter for its bookkeeping.
+    """
+
+    __slots__ = ("params", "requests", "shapes", "dtypes", "fills", "sizes", "starts", "keys")
+
+    def __init__(self, params, requests, shapes, dtypes, fills, keys=None):
+        self.params, self.requests, self.shapes, self.dtypes, self.fills = params, requests, shapes, dtypes, fills
+        self.sizes = np.fromiter((math.prod(s) for s in shapes), np.int64, len(shapes))  # elements made
+        self.starts = np.zeros(len(shapes), np.int64)  # the first of each parameter's flat elements made
+        # (n, 2) uint64: the streams' keys, as derive_keys gives them (made from the requests if not)
+        self.keys = keys if keys is not None else np.array([r.key for r in requests], np.uint64).reshape(-1, 2)
+
+    def __len__(self) -> int:
+        return len(self.params)
+
+    def nbytes(self) -> np.ndarray:
+        return self.sizes * np.fromiter((d.itemsize for d in self.dtypes), np.int64, len(self.dtypes))
+
+    def jobs(self, indices, offsets) -> FillJobs:
+        """The fill jobs of the declaratively filled parameters among ``indices``, placed at
+        ``offsets`` in their arena."""
+        take = [(i, o) for i, o in zip(indices, offsets) if type(self.fills[i]) is Fill]
+        idx = [i for i, _ in take]
+        return FillJobs([o for _, o in take], [self.dtypes[i] for i in idx], self.sizes[idx].tolist(),
+                        self.keys[idx], [self.fills[i] for i in idx], self.starts[idx].tolist(), [0] * len(idx))
+
+
+def batch_for(entries, keys=None) -> Batch:
+    """Ask each initializer how it fills its parameter, and check the answer; allocate nothing.
+
+    An initializer whose fills depend only on the kind of parameter (``pure_fills``) is asked once
+    per kind (role, own, shape, dtype) in the batch, and its answer checked once: for a model of
+    many small parameters this is most of the per-parameter work.
+
+    Args:
+        entries: ``(param, request)`` pairs, shapes complete.
+        keys: the requests' keys as an ``(n, 2)`` uint64 array, where the caller has them so.
+    """
+    params, requests, shapes, dtypes, fills = [], [], [], [], []
+    known: dict = {}
+    pure: dict = {}  # id(initializer) -> whether its fills depend only on the kind of parameter
     for param, request in entries:
         shape = param._now.shape
-        desc = InitDesc(param.name, param.role, request.path, shape, param.dtype, request.own)
-        try:
-            how = request.initializer.fill_for(desc)
-        except GpuInitError as exc:
-            if param.name in str(exc):
-                raise
-            raise type(exc)(f"parameter {param.name!r} (shape {shape!r}): {exc}") from exc
-        except MemoryError:
-            raise
-        except Exception as exc:
-            raise InitializerError(f"initializer {request.initializer!r} cannot fill parameter "
-                                   f"{param.name!r} (shape {shape!r}): {type(exc).__name__}: "
-                                   f"{exc}") from exc
-        if isinstance(how, Fill):
-            how.check(param.dtype, f"parameter {param.name!r}")
-        elif not callable(how):
-            raise InitializerError(f"initializer {request.initializer!r} answered {how!r} for parameter "
-                                   f"{param.name!r}; fill_for must return a Fill or a callable that "
-                                   "fills an array in place")
-        size = math.prod(shape)
-        slots.append(store.Slot(param, request, desc, how, size, size * param.dtype.itemsize))
-    return slots
+        dtype = param.dtype
+        initializer = request.initializer
+        is_pure = pure.get(id(initializer))
+        if is_pure is None:
+            is_pure = pure[id(initializer)] = bool(type(initializer).__dict__.get("pure_fills"))
+        kind = (id(initializer), param.role, request.own, shape, dtype.num) if is_pure else None
+        how = known.get(kind) if kind is not None else None
+        if how is None:
+            how = _fill_of(param, request, shape)
+            if type(how) is Fill:
+                how.check(dtype, f"parameter {param.name!r}")
+                if kind is not None:
+                    known[kind] = how
+            elif not callable(how):
+                raise InitializerError(f"initializer {initializer!r} answered {how!r} for parameter "
+                                       f"{param.name!r}; fill_for must return a Fill or a callable that "
+                                       "fills an array in place")
+        params.append(param)
+        requests.append(request)
+        shapes.append(shape)
+        dtypes.append(dtype)
+        fills.append(how)
+    return Batch(params, requests, shapes, dtypes, fills, keys)
 
 
-def jobs_for(slots) -> list:
-    """The fill jobs of the slots a declarative fill serves, at their offsets in their arena."""
-    return [FillJob(s.offset, s.param.dtype, s.size, s.request.key, s.fill, s.start)
-            for s in slots if isinstance(s.fill, Fill)]
-
-
-def _run_hook(slot, array) -> None:
-    """Fill ``array`` with a Python initializer, its parameter's stream active."""
-    array[...] = 0
+def _fill_of(param, request, shape):
+    """The initializer's answer for one parameter, its errors naming the parameter."""
+    desc = InitDesc(param.name, param.role, request.path, shape, param.dtype, request.own)
     try:
-        with Stream(slot.request.key):
-            slot.fill(array)
+        return request.initializer.fill_for(desc)
     except GpuInitError as exc:
-        if slot.param.name in str(exc):
+        if param.name in str(exc):
             raise
-        raise InitializerError(f"initializing parameter {slot.param.name!r} (shape "
-                               f"{slot.param.shape!r}) failed: {exc}") from exc
+        raise type(exc)(f"parameter {param.name!r} (shape {shape!r}): {exc}") from exc
     except MemoryError:
         raise
     except Exception as exc:
-        raise InitializerError(f"initializer {slot.request.initializer!r} failed on parameter "
-                               f"{slot.param.name!r} (shape {slot.param.shape!r}): "
+        raise InitializerError(f"initializer {request.initializer!r} cannot fill parameter "
+                               f"{param.name!r} (shape {shape!r}): {type(exc).__name__}: "
+                               f"{exc}") from exc
+
+
+def _run_hook(param, request, hook, array) -> None:
+    """Fill ``array`` with a Python initializer, its parameter's stream active."""
+    array[...] = 0
+    try:
+        with Stream(request.key):
+            hook(array)
+    except GpuInitError as exc:
+        if param.name in str(exc):
+            raise
+        raise InitializerError(f"initializing parameter {param.name!r} (shape "
+                               f"{param.shape!r}) failed: {exc}") from exc
+    except MemoryError:
+        raise
+    except Exception as exc:
+        raise InitializerError(f"initializer {request.initializer!r} failed on parameter "
+                               f"{param.name!r} (shape {param.shape!r}): "
                                f"{type(exc).__name__}: {exc}") from exc
 
 
-def _fill(step, slots, progress=None, shards=False) -> dict:
-    """Lay ``slots`` out, take one arena per device (owned by ``step``) and fill them.
+def _fill(step, batch, progress=None, shards=False) -> list:
+    """Lay the batch out, take one arena per device (owned by ``step``) and fill it.
 
     Returns:
-        ``{id(slot): data}``: an :class:`~gpuinit.store.ArenaSlice` per slot, or with ``shards``
-        the slot's flat elements (a custom initializer then runs on a whole temporary copy of its
-        parameter, one at a time).
+        A list, in the batch's order: an :class:`~gpuinit.store.ArenaSlice` per parameter, or with
+        ``shards`` its made elements as a flat array (a custom initializer then runs on a whole
+        temporary copy of its parameter, one at a time).
     """
-    by_device, sizes = store.place(slots)
-    out = {}
-    for device, group in by_device.items():
-        arena = store.allocate(device, sizes[device])
-        step.arenas.append((arena, device, sizes[device]))
-        engine.run(device, arena, jobs_for(group), progress)
+    out = [None] * len(batch)
+    placed = store.place([r.device for r in batch.requests], batch.nbytes())
+    for device, (indices, offsets, size) in placed.items():
+        arena = store.allocate(device, size)
+        step.arenas.append((arena, device, size))
+        indices, offsets = indices.tolist(), offsets.tolist()
+        engine.run(device, arena, batch.jobs(indices, offsets), progress)
         with device.activate():
-            for slot in group:
-                if shards and slot.size == 0:
-                    out[id(slot)] = store.flat_view(arena, slot)
-                elif shards:
-                    view = out[id(slot)] = store.flat_view(arena, slot)
-                    if not isinstance(slot.fill, Fill):
-                        whole = device.xp.empty(slot.param.shape, slot.param.dtype)
-                        _run_hook(slot, whole)
-                        view[...] = whole.reshape(-1)[slot.start:slot.start + slot.size]
+            for i, offset in zip(indices, offsets):
+                dtype, how = batch.dtypes[i], batch.fills[i]
+                if shards:
+                    view = out[i] = store.flat_view(arena, offset, int(batch.sizes[i]), dtype)
+                    if type(how) is not Fill and view.size:
+                        whole = device.xp.empty(batch.shapes[i], dtype)
+                        _run_hook(batch.params[i], batch.requests[i], how, whole)
+                        start = int(batch.starts[i])
+                        view[...] = whole.reshape(-1)[start:start + view.size]
                         whole = None
                 else:
-                    data = out[id(slot)] = store.ArenaSlice(arena, slot.offset, slot.param.shape, slot.param.dtype)
-                    if not isinstance(slot.fill, Fill):
-                        _run_hook(slot, data.array())
-                if progress and not isinstance(slot.fill, Fill):
-                    progress(slot.nbytes)
+                    data = out[i] = store.ArenaSlice(arena, offset, batch.shapes[i], dtype)
+                    if type(how) is not Fill:
+                        _run_hook(batch.params[i], batch.requests[i], how, data.array())
+                if progress and type(how) is not Fill:
+                    progress(int(batch.sizes[i]) * dtype.itemsize)
             if device.is_gpu:
                 device.xp.cuda.get_current_stream().synchronize()
     return out
 
 
-def _materialize(step, entries) -> None:
+def _materialize(step, entries, keys=None) -> None:
     """Allocate and fill ``entries`` (``(param, request)``, complete shapes) and stage them as
-    initialized in ``step``."""
+    initialized in ``step`` (``keys``: their keys as an array, where the caller has them)."""
     if not entries:
         return
     started = time.perf_counter()
-    slots = slots_for(entries)
-    data = _fill(step, slots, _observer.get("progress"))
-    for slot in slots:
-        step.stage(slot.param, slot.param._initialized_as(slot.request, data[id(slot)]))
+    batch = batch_for(entries, keys)
+    data = _fill(step, batch, _observer.get("progress"))
+    for param, request, shape, made in zip(batch.params, batch.requests, batch.shapes, data):
+        step.stage(param, param._initialized_as(request, made, shape))
     step.materialized = (sum(n for _, _, n in step.arenas), time.perf_counter() - started,
                          [str(d) for _, d, _ in step.arenas])
 
@@ -529,14 +593,12 @@ def shard(params, ranges) -> dict:
                     f"parameter {p.name!r} has shape {p.shape!r}, not fully known: run "
                     "gpuinit.plan(net, example_input) first, which infers every shape and allocates nothing")
             entries.append((p, p.request))
-        slots = slots_for(entries)
-        for slot in slots:
-            slot.start, stop = ranges(slot.size)
-            slot.size = stop - slot.start
-            slot.nbytes = slot.size * slot.param.dtype.itemsize
+        batch = batch_for(entries)
+        bounds = np.array([ranges(int(n)) for n in batch.sizes], np.int64).reshape(-1, 2)
+        batch.starts, batch.sizes = bounds[:, 0].copy(), bounds[:, 1] - bounds[:, 0]
         with _step() as step:
-            data = _fill(step, slots, shards=True)
-            out = {slot.request.path: data[id(slot)] for slot in slots}
+            data = _fill(step, batch, shards=True)
+            out = {request.path: made for request, made in zip(batch.requests, data)}
             step.commit()
     return out
 

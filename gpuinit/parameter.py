@@ -20,7 +20,6 @@ import contextlib
 import math
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
 from typing import NamedTuple
 
 from . import checks, dtypes
@@ -35,8 +34,7 @@ from .store import ArenaSlice
 GRAD_REQS = ("write", "add", "null")
 
 
-@dataclass(frozen=True)
-class InitRequest:
+class InitRequest(NamedTuple):
     """How a parameter will be (or was) initialized: recorded by ``initialize()``."""
 
     initializer: object  # an Initializer
@@ -53,6 +51,8 @@ class State(NamedTuple):
     request: InitRequest | None
     data: object  # None, an ArenaSlice, or an array
 
+
+_new_state = tuple.__new__  # State(...) without its Python-level __new__: one per parameter per step
 
 # The step this thread is running, if any: an object with ``changes`` ({id(param): (param,
 # State)}, its staged states) and ``inferring`` (whether a shape-only pass is running).
@@ -82,7 +82,8 @@ def inferring() -> bool:
 
 
 def shape_is_complete(shape) -> bool:
-    return len(shape) > 0 and all(d > 0 for d in shape)
+    """Whether a shape (non-negative integers, 0 for unknown) has every dimension known."""
+    return len(shape) > 0 and 0 not in shape
 
 
 class Parameter:
@@ -230,8 +231,9 @@ class Parameter:
     def _deferred_as(self, request: InitRequest) -> State:
         return State(self._now.shape, request, None)
 
-    def _initialized_as(self, request: InitRequest, data) -> State:
-        return State(self._now.shape, request, data)
+    def _initialized_as(self, request: InitRequest, data, shape=None) -> State:
+        """Initialized with ``data``; ``shape`` is the state's shape when the caller has it at hand."""
+        return _new_state(State, (self._now.shape if shape is None else shape, request, data))
 
     def _stage(self, state: State) -> None:
         """Put ``state`` among the running step's changes (this thread only)."""
@@ -383,7 +385,8 @@ class ParameterDict:
             GpuInitError: a bad initializer, device or seed, or a failed fill; nothing is changed then.
         """
         from . import lifecycle
-        lifecycle.initialize([(self.path_of(name), p) for name, p in self.items()], init, device,
+        paths = self._paths
+        lifecycle.initialize(((paths.get(name, name), p) for name, p in self._params.items()), init, device,
                              force_reinit, seed, defer)
 
     def __repr__(self) -> str:

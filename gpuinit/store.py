@@ -1,8 +1,8 @@
 """The parameter store: the one place parameter memory is laid out, checked, allocated and counted.
 
 Parameters are not allocated one by one: a materialization lays all of them out (:func:`layout`,
-each at an aligned offset), checks each device's total against its free memory
-(:func:`place`), and takes one arena per device (:func:`allocate`). The store counts the arenas
+each at an aligned offset, for all of them at once), checks each device's total against its free
+memory (:func:`place`), and takes one arena per device (:func:`allocate`). The store counts the arenas
 alive (:func:`live_bytes`) until their last view is gone, and gives a failed step's memory back at
 once (:func:`release_after_failure`). What goes into the arenas, and when, is the lifecycle's
 business (:mod:`gpuinit.lifecycle`); how, the fill engine's (:mod:`gpuinit.engine`).
@@ -16,8 +16,6 @@ import math
 import threading
 import traceback
 import weakref
-from dataclasses import dataclass
-
 import numpy as np
 
 from .errors import OutOfMemoryError
@@ -73,45 +71,45 @@ def _owner(arena):
     return arena.base if arena.base is not None else arena
 
 
-@dataclass
-class Slot:
-    """One parameter's place in its arena and how it will be filled."""
-
-    param: object
-    request: object  # the parameter's InitRequest
-    desc: object     # the InitDesc its initializer was asked about
-    fill: object     # a streams.Fill, or a callable hook that fills an array in place
-    size: int = 0    # elements held: the parameter's, or a shard's
-    nbytes: int = 0
-    offset: int = 0
-    start: int = 0   # the first of the parameter's (flat) elements held: 0 but in a shard
-
-
-def layout(slots) -> int:
-    """Assign aligned offsets to ``slots`` in order; return the arena's size in bytes."""
-    offset = 0
-    for slot in slots:
-        slot.offset = offset
-        offset += align(slot.nbytes)
-    return offset
-
-
-def place(slots) -> tuple[dict, dict]:
-    """Group ``slots`` by device, lay each group out and check that it fits, allocating nothing.
+def layout(nbytes) -> tuple[np.ndarray, int]:
+    """Offsets, each aligned to :data:`ALIGNMENT`, for blocks of ``nbytes`` laid out in order.
 
     Returns:
-        ``({device: [slot, ...]}, {device: arena bytes})``.
+        ``(offsets, size)``: an int64 array of offsets and the arena's size in bytes.
+    """
+    nbytes = np.asarray(nbytes, np.int64).reshape(-1)
+    aligned = (nbytes + (ALIGNMENT - 1)) // ALIGNMENT * ALIGNMENT
+    ends = np.cumsum(aligned)
+    return ends - aligned, int(ends[-1]) if ends.size else 0
+
+
+def place(devices, nbytes) -> dict:
+    """Group blocks by device, lay each group out and check that it fits, allocating nothing.
+
+    Args:
+        devices: the device of each block; nbytes: its size.
+
+    Returns:
+        ``{device: (indices, offsets, arena bytes)}``: the blocks' positions in ``devices``, their
+        offsets in that device's arena, and the arena's size.
 
     Raises:
         OutOfMemoryError: some device has too little free memory; nothing was allocated.
     """
-    by_device: dict = {}
-    for slot in slots:
-        by_device.setdefault(slot.request.device, []).append(slot)
-    sizes = {device: layout(group) for device, group in by_device.items()}
-    for device, size in sizes.items():
+    nbytes = np.asarray(nbytes, np.int64).reshape(-1)
+    first = devices[0] if len(devices) else None
+    if all(d is first for d in devices) or all(d == first for d in devices):  # the usual case: one device
+        groups = {first: np.arange(len(devices))} if len(devices) else {}
+    else:
+        order: dict = {}
+        codes = np.fromiter((order.setdefault(d, len(order)) for d in devices), np.intp, len(devices))
+        groups = {d: np.flatnonzero(codes == c) for d, c in order.items()}
+    placed = {}
+    for device, indices in groups.items():
+        offsets, size = layout(nbytes[indices])
         check_fits(device, size)
-    return by_device, sizes
+        placed[device] = (indices, offsets, size)
+    return placed
 
 
 def check_fits(device, needed: int) -> None:
@@ -169,18 +167,25 @@ class ArenaSlice:
         return self._array
 
 
-def flat_view(arena, slot):
-    """The slot's elements in the arena, one-dimensional (a whole parameter's or a shard's)."""
-    return arena[slot.offset:slot.offset + slot.nbytes].view(slot.param.dtype)
+def flat_view(arena, offset: int, count: int, dtype):
+    """``count`` elements of ``dtype`` from byte ``offset`` of the arena, one-dimensional (a whole
+    parameter's or a shard's)."""
+    return arena[offset:offset + count * dtype.itemsize].view(dtype)
 
 
 def release_after_failure(exc: BaseException, devices) -> None:
     """Free what a failed step allocated while its exception is still alive: clear the locals of
-    the finished frames in its traceback (and its cause's: a hook's ``arr`` lives there), then
-    return the devices' pooled blocks. The caller drops its own references first."""
-    for chained in (exc, exc.__cause__, exc.__context__):
-        if chained is not None:
-            traceback.clear_frames(chained.__traceback__)
+    the finished frames in its traceback and in those of its whole chain of causes and contexts
+    (a hook's ``arr`` lives there), then return the devices' pooled blocks. The caller drops its
+    own references first."""
+    seen, pending = set(), [exc]
+    while pending:  # the exception, its causes and contexts, however deep
+        chained = pending.pop()
+        if chained is None or id(chained) in seen:
+            continue
+        seen.add(id(chained))
+        traceback.clear_frames(chained.__traceback__)
+        pending += [chained.__cause__, chained.__context__]
     for device in devices:
         if device.is_gpu:
             with device.activate():

@@ -165,6 +165,7 @@ def main() -> int:
               f"{r['peak_rss'] / param_bytes:13.3f} {r['growth'] / param_bytes:16.3f} {r['threads']:>7}")
     cpu_fill_rates(args.repeat)
     gpu_bookkeeping(args.repeat)
+    small_parameters(max(args.repeat, 7))
     sharded_init()
     return 0
 
@@ -183,7 +184,7 @@ def sharded_init() -> None:
     part = gpuinit.shard(net, 0, 8)
     seconds = time.perf_counter() - t
     allocated = store.live_bytes() - before
-    print(f"\n4. sharded initialization, LLaMA-2-7B float32 ({whole / 1e9:.2f} GB whole), rank 0 of 8 on "
+    print(f"\n5. sharded initialization, LLaMA-2-7B float32 ({whole / 1e9:.2f} GB whole), rank 0 of 8 on "
           f"the CPU: {seconds:.2f} s, {allocated / 1e9:.2f} GB allocated = {allocated / whole:.4f} of the "
           f"whole, {len(part)} slices")
 
@@ -198,17 +199,39 @@ def _median_seconds(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
+def _paired(fns, repeats):
+    """Median seconds of each of ``fns``, run in turns (this VM's speed drifts by 2x between
+    minutes: alternating keeps each comparison within one period), and the median of the per-turn
+    ratios of each to the last."""
+    for fn in fns:
+        fn()
+    turns = []
+    for _ in range(repeats):
+        row = []
+        for fn in fns:
+            t = time.perf_counter()
+            fn()
+            row.append(time.perf_counter() - t)
+        turns.append(row)
+    medians = [statistics.median(r[i] for r in turns) for i in range(len(fns))]
+    ratios = [statistics.median(r[i] / r[-1] for r in turns) for i in range(len(fns))]
+    return medians, ratios
+
+
 def cpu_fill_rates(repeats: int) -> None:
-    """ns per element of each family and dtype on every core, 16 Mi elements, against torch."""
+    """ns per element of each family and dtype on every core, 16 Mi elements: the compiled engine,
+    the NumPy implementation, and torch, in turns."""
     sys.path.insert(0, str(ROOT))
     import numpy as np
 
-    from gpuinit import dtypes, streams
+    from gpuinit import device, dtypes, engine, streams
     from gpuinit.streams import Fill
 
     n = 1 << 24
-    print(f"\n2. CPU fill rate, {n:,} elements in one parameter, {streams.cpu_workers()} threads "
-          f"(ns per element; median of {repeats})")
+    cpu = device.cpu()
+    print(f"\n2. CPU fill rate, {n:,} elements in one parameter, {streams.cpu_workers()} threads, engine "
+          f"{engine.cpu_engine()!r} (ns per element; medians of {repeats} turns; ratios: median of the "
+          "per-turn ratios)")
     fills = {"uniform": Fill.uniform(-1, 1), "normal": Fill.normal(0, 1),
              "truncated normal": Fill.truncated_normal(0, 1, -2, 2)}
     try:
@@ -216,29 +239,59 @@ def cpu_fill_rates(repeats: int) -> None:
     except ImportError:
         torch = None
     names = [d.name for d in dtypes.float_dtypes()]
-    print(f"  {'family':<18}" + "".join(f"{d:>10}" for d in names) + ("   torch float32" if torch else ""))
+    print(f"  {'family':<18}" + "".join(f"{d:>10}" for d in names) + "   float32: NumPy path, torch")
     for family, fill in fills.items():
         row = []
         for dtype in dtypes.float_dtypes():
             out = np.empty(n, dtype)
-            row.append(_median_seconds(lambda: streams.fill_many([(out, fill, (1, 2), 0)]), repeats) / n * 1e9)
+            row.append(_median_seconds(lambda: engine.fill_arrays(cpu, [(out, fill, (1, 2), 0)]), repeats) / n * 1e9)
         line = f"  {family:<18}" + "".join(f"{v:10.2f}" for v in row)
+        out = np.empty(n, np.float32)
+        contenders = [lambda: engine.fill_arrays(cpu, [(out, fill, (1, 2), 0)]),
+                      lambda: streams.fill_many([(out, fill, (1, 2), 0)])]
         if torch is not None and family != "truncated normal":
             t = torch.empty(n)
-            fn = (lambda: t.uniform_(-1, 1)) if family == "uniform" else (lambda: t.normal_(0, 1))
-            theirs = _median_seconds(fn, repeats) / n * 1e9
-            line += f"   {theirs:8.2f} (gpuinit float32: {row[names.index('float32')] / theirs:.2f}x)"
+            contenders.append((lambda: t.uniform_(-1, 1)) if family == "uniform" else (lambda: t.normal_(0, 1)))
+        medians, ratios = _paired(contenders, repeats)
+        line += f"   NumPy {medians[1] / n * 1e9:6.2f}"
+        if len(contenders) == 3:
+            line += f", torch {medians[2] / n * 1e9:6.2f} (compiled / torch: {ratios[0]:.2f}x)"
         print(line)
+
+
+def small_parameters(repeats: int) -> None:
+    """10,000 parameters of 256 elements on the CPU: initialize against a torch per-tensor loop."""
+    sys.path.insert(0, str(ROOT))
+    from gpuinit import init
+    from gpuinit.parameter import Parameter, ParameterDict
+
+    count = 10_000
+    params = ParameterDict({f"p{i}": Parameter(f"p{i}", shape=(256,), role="weight") for i in range(count)})
+    contenders = [lambda: params.initialize(init.Uniform(0.07), device="cpu", force_reinit=True, seed=0)]
+    try:
+        import torch
+        contenders.append(lambda: [torch.empty(256).uniform_(-0.07, 0.07) for _ in range(count)])
+    except ImportError:
+        torch = None
+    medians, ratios = _paired(contenders, repeats)
+    line = f"\n4. {count:,} parameters of 256 float32 elements on the CPU, U(-0.07, 0.07): gpuinit " \
+           f"{medians[0] / count * 1e6:.2f} us per parameter"
+    if torch is not None:
+        line += f"; torch empty + uniform_ per tensor {medians[1] / count * 1e6:.2f} us; gpuinit / torch " \
+                f"{ratios[0]:.2f}x (median of {repeats} paired turns)"
+    print(line)
 
 
 def gpu_bookkeeping(repeats: int) -> None:
     """The Python work of a GPU materialization of 10,000 parameters, measured without a GPU:
-    keys, fill plans, layout and the launch tables; the launches and allocation are left out."""
+    keys, requests, fill plans, layout, launch tables, views and the commit; the launches and the
+    allocation are left out."""
     sys.path.insert(0, str(ROOT))
     import numpy as np
 
-    from gpuinit import device, init, kernels, lifecycle, store, streams
+    from gpuinit import device, init, kernels, lifecycle, store
     from gpuinit.parameter import InitRequest, Parameter
+    from gpuinit.streams.keys import derive_key_array
 
     rng = np.random.default_rng(0)
     sizes = np.exp(rng.uniform(np.log(1024), np.log(256 * 1024), 10_000)).astype(np.int64)
@@ -248,19 +301,27 @@ def gpu_bookkeeping(repeats: int) -> None:
 
     def bookkeeping():
         paths = [p.name for p in params]
-        keys = streams.derive_keys(next(seeds), paths)  # a fresh seed each time: no cached keys
-        entries = [(p, InitRequest(initializer, False, cpu, key, path)) for p, key, path in zip(params, keys, paths)]
-        slots = lifecycle.slots_for(entries)
-        size = store.layout(slots)
-        return kernels.launch_tables(1 << 40, lifecycle.jobs_for(slots), size)
+        keys = derive_key_array(next(seeds), paths)  # a fresh seed each time: no cached keys
+        entries = [(p, InitRequest(initializer, False, cpu, (int(k0), int(k1)), path))
+                   for p, (k0, k1), path in zip(params, keys.tolist(), paths)]
+        batch = lifecycle.batch_for(entries, keys)
+        ((indices, offsets, size),) = store.place([r.device for r in batch.requests], batch.nbytes()).values()
+        indices, offsets = indices.tolist(), offsets.tolist()
+        tables = kernels.launch_tables(1 << 40, batch.jobs(indices, offsets), size)
+        views = [store.ArenaSlice(None, o, batch.shapes[i], batch.dtypes[i]) for i, o in zip(indices, offsets)]
+        step = lifecycle.Step()
+        for param, request, view in zip(batch.params, batch.requests, views):
+            step.stage(param, param._initialized_as(request, view))
+        return tables, step
 
     def paused():  # as initialize() runs it
         with store.gc_paused():
             return bookkeeping()
 
     seconds = _median_seconds(paused, repeats)
-    print(f"\n3. GPU materialization of 10,000 parameters, its Python work alone (keys, plans, layout, "
-          f"launch tables; measured on the CPU): {seconds * 1e3:.1f} ms = {seconds / 1e4 * 1e6:.2f} us per parameter")
+    print(f"\n3. GPU materialization of 10,000 parameters, its Python work alone (keys, requests, fill plans, "
+          f"layout, launch tables, views, staging; measured on the CPU): {seconds * 1e3:.1f} ms = "
+          f"{seconds / 1e4 * 1e6:.2f} us per parameter")
 
 
 # --- GPU ---------------------------------------------------------------------------------------

@@ -372,6 +372,9 @@ CASES = [
          ("GPUINIT_NUM_THREADS", "'0'")),
     Case("GPUINIT_NUM_THREADS=0 at the first forward",
          lambda w: set_env("GPUINIT_NUM_THREADS", "0", lambda: w.waiting(x24)), ArgumentError, ("GPUINIT_NUM_THREADS",)),
+    Case("GPUINIT_CPU_ENGINE=fastest at the first forward",
+         lambda w: set_env("GPUINIT_CPU_ENGINE", "fastest", lambda: w.waiting(x24)), ArgumentError,
+         ("GPUINIT_CPU_ENGINE", "'fastest'", "numpy")),
     Case("gpuinit.seed(-1)", lambda w: gpuinit.seed(-1), ArgumentError, ("seed", "-1")),
     Case("gpuinit.seed('1')", lambda w: gpuinit.seed("1"), ArgumentTypeError, ("seed", "'1'")),
     # --- nd -------------------------------------------------------------------------------------

@@ -103,3 +103,76 @@ def test_fill_arrays_refuses_non_contiguous_arrays_and_writes_nothing(device, ma
 def test_fill_arrays_on_the_cpu_refuses_what_is_not_a_numpy_array():
     with pytest.raises(GpuInitError, match="NumPy arrays, got list"):
         engine.fill_arrays(gpuinit.cpu(), [([0.0] * 4, Fill.uniform(0, 1), (1, 2), 0)])
+
+
+# --- the CPU engines: compiled (the kernels' code on the host) and NumPy (the reference) ---------
+
+@pytest.fixture(params=["compiled", "numpy"])
+def cpu_engine(request, monkeypatch):
+    """Each CPU fill path in turn (the compiled one where it is built)."""
+    if request.param == "compiled" and engine._compiled_module() is None:
+        pytest.skip("the compiled CPU engine is not built here (pip install -e . builds it)")
+    monkeypatch.setenv("GPUINIT_CPU_ENGINE", request.param)
+    assert engine.cpu_engine() == request.param
+    return request.param
+
+
+def test_both_cpu_engines_give_the_reference(cpu_engine):
+    jobs, nbytes = every_family_and_dtype()
+    arena = store.allocate(gpuinit.cpu(), nbytes)
+    engine.run(gpuinit.cpu(), arena, jobs)
+    for job in jobs:
+        got = arena[job.offset:job.offset + job.count * job.dtype.itemsize].view(job.dtype)
+        want = gen(job.fill, job.key, job.count, job.dtype, start=job.start, offset=job.word_offset)
+        assert np.array_equal(bits(got), bits(want)), (cpu_engine, job.fill, job.dtype)
+
+
+@pytest.mark.parametrize("threads", ["1", "2", "3"])
+def test_the_compiled_engine_has_no_seams_between_threads_or_pieces(monkeypatch, threads):
+    """A large job and 200 small ones, cut into pieces of 512 groups, each piece split among the
+    threads: every element is the reference's, and progress adds up to every byte."""
+    if engine._compiled_module() is None:
+        pytest.skip("the compiled CPU engine is not built here")
+    monkeypatch.setenv("GPUINIT_CPU_ENGINE", "compiled")
+    monkeypatch.setenv("GPUINIT_NUM_THREADS", threads)
+    monkeypatch.setattr(engine, "PIECE_GROUPS", 512)
+    rng = np.random.default_rng(int(threads))
+    sizes = [300_001] + rng.integers(1, 700, 200).tolist()
+    for fill in (Fill.normal(0.1, 2.0), Fill.uniform(-3, 1)):
+        jobs, offset = [], 0
+        for i, n in enumerate(sizes):
+            jobs.append(FillJob(offset, np.dtype(np.float32), n, (i, 99), fill, 3 * i))
+            offset += store.align(4 * n)
+        arena = store.allocate(gpuinit.cpu(), offset)
+        done = []
+        engine.run(gpuinit.cpu(), arena, jobs, done.append)
+        assert sum(done) == 4 * sum(sizes)
+        for job in jobs:
+            got = arena[job.offset:job.offset + 4 * job.count].view(np.float32)
+            assert np.array_equal(got, gen(job.fill, job.key, job.count, np.float32, start=job.start)), job
+
+
+def test_the_cpu_engine_follows_the_environment(monkeypatch):
+    monkeypatch.setenv("GPUINIT_CPU_ENGINE", "numpy")
+    assert engine.cpu_engine() == "numpy"
+    monkeypatch.setenv("GPUINIT_CPU_ENGINE", "auto")
+    assert engine.cpu_engine() == ("compiled" if engine._compiled_module() is not None else "numpy")
+    monkeypatch.setenv("GPUINIT_CPU_ENGINE", "fastest")
+    with pytest.raises(gpuinit.ArgumentError, match="GPUINIT_CPU_ENGINE='fastest'"):
+        engine.cpu_engine()
+
+
+def test_the_compiled_engine_is_built_where_there_is_a_compiler():
+    """pip install builds gpuinit.kernels._cpu (setup.py); only a machine without a C++ compiler
+    falls back to NumPy for good."""
+    import shutil
+    import sysconfig
+    if not (shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")):
+        pytest.skip("no C++ compiler here: the NumPy engine is the CPU path")
+    if sysconfig.get_config_var("CC") is None:
+        pytest.skip("this Python cannot build extensions")
+    assert engine._compiled_module() is not None, (
+        "gpuinit.kernels._cpu is not built: install with pip install -e . (or python setup.py build_ext --inplace)")
+    from gpuinit import kernels
+    assert engine._compiled_module().CHUNK_SHIFT == kernels.CHUNK_SHIFT
+    assert engine._compiled_module().JOB_BYTES == kernels.JOB_DTYPE.itemsize

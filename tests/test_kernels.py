@@ -34,7 +34,8 @@ def host(tmp_path_factory):
     so.gi_raw_words.argtypes = [u64, u64, ctypes.POINTER(u64), u64, u64, ctypes.c_void_p]
     so.gi_fill.argtypes = [ctypes.c_int, ctypes.c_int, u64, u64, u64, u64, u64] + [ctypes.c_double] * 6 + [ctypes.c_void_p]
     so.gi_half_from_double.argtypes = [ctypes.c_void_p, u64, ctypes.c_void_p]
-    so.gi_run_table.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_void_p, ctypes.c_int, u64]
+    so.gi_run_table.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_void_p, ctypes.c_int, u64, ctypes.c_void_p]
+    so.gi_half_from_float.argtypes = [ctypes.c_void_p, u64, ctypes.c_void_p]
     so.gi_log_f32.argtypes, so.gi_log_f32.restype = [ctypes.c_float], ctypes.c_float
     so.gi_log_f64.argtypes, so.gi_log_f64.restype = [ctypes.c_double], ctypes.c_double
     so.gi_sincos_f32.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
@@ -163,9 +164,9 @@ def test_constants_are_the_value_converted(host, dtype):
 
 def test_store_launch_tables_fill_an_arena_as_the_cpu_does(host):
     """The lifecycle's fill jobs as the kernels' launch tables (one per dtype and family,
-    parameters by address, shared fills) run group by group with the kernels' own job lookup, on
-    a host arena, give every parameter the CPU's bits: table layout, prefix sums, find_job, shards
-    of groups, constants."""
+    parameters by address, shared fills) run group by group with the kernels' own job lookup (the
+    chunk map and a thread's JobCursor), on a host arena, give every parameter the CPU's bits:
+    table layout, prefix sums, chunk maps, shards of groups, constants."""
     from gpuinit import init, lifecycle, nn, store
 
     net = nn.Sequential()
@@ -176,18 +177,80 @@ def test_store_launch_tables_fill_an_arena_as_the_cpu_does(host):
     params.initialize(init.Xavier(), device="cpu", seed=42)
     expected = {name: p.data().copy() for name, p in params.items()}
     entries = [(p, p.request) for p in params.values()]
-    slots = lifecycle.slots_for(entries)
-    arena = store.allocate(entries[0][1].device, store.layout(slots))
+    batch = lifecycle.batch_for(entries)
+    offsets, size = store.layout(batch.nbytes())
+    arena = store.allocate(entries[0][1].device, size)
     arena[...] = 0xAB
-    launches = kernels.launch_tables(arena.ctypes.data, lifecycle.jobs_for(slots), arena.nbytes)
+    launches = kernels.launch_tables(arena.ctypes.data, batch.jobs(range(len(batch)), offsets.tolist()),
+                                     arena.nbytes)
     assert {(d.name, f) for d, f, *_ in launches} >= {("float16", "uniform"), ("float32", "constant"),
                                                      ("float64", "truncated_normal"), ("float32", "normal")}
-    for dtype, family, table, total, _ in launches:
-        host.gi_run_table(FAMILY[family], code(dtype), table.ctypes.data, len(table), total)
-    for slot in slots:
-        got = store.ArenaSlice(arena, slot.offset, slot.param.shape, slot.param.dtype).view()
-        want = expected[slot.param.name]
-        assert np.array_equal(got.view(f"u{got.itemsize}"), want.view(f"u{want.itemsize}")), slot.param.name
+    for launch in launches:
+        chunks = launch.chunk_job.ctypes.data if launch.chunk_job is not None else None
+        host.gi_run_table(FAMILY[launch.family], code(launch.dtype), launch.table.ctypes.data, len(launch.table),
+                          launch.total_groups, chunks)
+    for param, offset in zip(batch.params, offsets.tolist()):
+        got = store.ArenaSlice(arena, offset, param.shape, param.dtype).view()
+        want = expected[param.name]
+        assert np.array_equal(got.view(f"u{got.itemsize}"), want.view(f"u{want.itemsize}")), param.name
+
+
+@settings(max_examples=40, deadline=None)
+@given(sizes=st.lists(st.integers(1, 3000), min_size=2, max_size=60), family=st.sampled_from(list(FAMILY)),
+       dtype=st.sampled_from(ALL_DTYPES), shard=st.integers(0, 5))
+def test_many_jobs_cross_chunk_boundaries_as_the_reference(host, sizes, family, dtype, shard):
+    """Launch tables of many jobs, small and large, starting anywhere (shards): every thread group
+    finds its job through the chunk map and the cursor's forward scan, with or without the map."""
+    dtype = np.dtype(dtype)
+    fill = {"constant": Fill.constant(0.25), "uniform": Fill.uniform(-1, 2), "normal": Fill.normal(0.5, 2.0),
+            "truncated_normal": Fill.truncated_normal(0, 1, -1.5, 2)}[family]
+    starts = [(7 * i * shard) % 97 for i in range(len(sizes))]
+    offsets, size = store_layout([n * dtype.itemsize for n in sizes])
+    arena = np.zeros(size, np.uint8)
+    from gpuinit.streams import FillJob
+    jobs = [FillJob(o, dtype, n, (i, 3), fill, s, 4 * (i % 3)) for i, (o, n, s) in enumerate(zip(offsets, sizes, starts))]
+    (launch,) = kernels.launch_tables(arena.ctypes.data, jobs, arena.nbytes)
+    for with_map in (True, False):
+        arena[...] = 0
+        chunks = launch.chunk_job.ctypes.data if with_map else None
+        host.gi_run_table(FAMILY[family], code(dtype), launch.table.ctypes.data, len(launch.table),
+                          launch.total_groups, chunks)
+        for job in jobs:
+            want = reference(fill, job.key, job.count, dtype, job.word_offset, job.start)
+            got = arena[job.offset:job.offset + job.count * dtype.itemsize].view(dtype)
+            assert np.array_equal(got.view(f"u{dtype.itemsize}"), want.view(f"u{dtype.itemsize}"))
+
+
+def store_layout(nbytes):
+    from gpuinit import store
+    offsets, size = store.layout(nbytes)
+    return offsets.tolist(), size
+
+
+def test_chunk_maps_name_the_job_of_every_chunk():
+    first = np.array([0, 3, 3, 700, 1500], np.uint64)  # a job of 0 groups is skipped by the table, never named here
+    chunks = kernels.chunk_map(first, 2000)
+    starts = np.arange(0, 2000, 1 << kernels.CHUNK_SHIFT)
+    assert len(chunks) == -(-2000 // (1 << kernels.CHUNK_SHIFT))
+    for c, g in zip(chunks, starts):
+        assert first[c] <= g and (c + 1 == len(first) or first[c + 1] > g)
+
+
+def test_half_from_float_rounds_every_float32_as_numpy(host):
+    """The float32 -> float16 rounding the float32-computed fills use: every float32 that rounds to
+    a subnormal or to the top of the range, and random bit patterns elsewhere."""
+    rng = np.random.default_rng(4)
+    bits = np.concatenate([np.arange(0x33000000 - 4, 0x38800000 + 4, 97, dtype=np.uint32),
+                           np.arange(0x477FE000, 0x47800010, dtype=np.uint32),
+                           rng.integers(0, 2**32, 2_000_000, dtype=np.uint64).astype(np.uint32),
+                           np.array([0, 0x80000000, 0x7F800000, 0xFF800000, 0x33000000, 0x33000001], np.uint32)])
+    values = bits.view(np.float32)
+    values = values[~np.isnan(values)]
+    out = np.empty(values.size, np.uint16)
+    host.gi_half_from_float(values.ctypes.data, values.size, out.ctypes.data)
+    with np.errstate(over="ignore"):
+        expected = values.astype(np.float16).view(np.uint16)
+    assert np.array_equal(out, expected)
 
 
 def test_half_rounding_matches_numpy(host):

@@ -477,20 +477,29 @@ def _raise_on(count, error, real=None):
 def _inject(monkeypatch, phase, error):
     """Make ``phase`` of the next materialization fail with ``error``; returns the initializer."""
     if phase == "keys":
-        monkeypatch.setattr(lifecycle, "derive_keys", _raise_on(1, error))
+        monkeypatch.setattr(lifecycle, "derive_key_array", _raise_on(1, error))
     elif phase == "shape pass":
         real = nn.Dense.forward
         monkeypatch.setattr(nn.Dense, "forward", lambda self, x: (_ for _ in ()).throw(error())
                             if is_meta(x) and self is FAULTY[0] else real(self, x))
     elif phase == "fill plan":
-        monkeypatch.setattr(init.Uniform, "fill_for", _raise_on(2, error, init.Uniform.fill_for))
+        monkeypatch.setattr(init.Uniform, "fill_for", _raise_on(1, error, init.Uniform.fill_for))
     elif phase == "allocation":
         monkeypatch.setattr(store, "allocate", _raise_on(1, error, store.allocate))
     elif phase == "fill":
         monkeypatch.setattr(engine, "run", _raise_on(1, error, engine.run))
-    elif phase == "cpu worker":
+    elif phase == "cpu worker":  # the NumPy engine's worker threads
+        monkeypatch.setenv("GPUINIT_CPU_ENGINE", "numpy")
         monkeypatch.setenv("GPUINIT_NUM_THREADS", "2")
         monkeypatch.setattr(gpuinit.streams.cpu, "generate", _raise_on(3, error, gpuinit.streams.cpu.generate))
+    elif phase == "compiled engine":  # between two pieces of the compiled engine's work
+        if engine._compiled_module() is None:
+            pytest.skip("the compiled CPU engine is not built here")
+        monkeypatch.setenv("GPUINIT_CPU_ENGINE", "compiled")
+        monkeypatch.setattr(engine, "PIECE_GROUPS", 1 << 14)
+        compiled = engine._compiled_module()
+        monkeypatch.setattr(engine, "_compiled_module",
+                            lambda: type("Interrupted", (), {"run": staticmethod(_raise_on(3, error, compiled.run))})())
     elif phase == "forward":
         real = nn.Dense.forward
         monkeypatch.setattr(nn.Dense, "forward", lambda self, x: (_ for _ in ()).throw(error())
@@ -501,7 +510,8 @@ def _inject(monkeypatch, phase, error):
 
 
 FAULTY = [None]
-PHASES = ["keys", "shape pass", "fill plan", "allocation", "fill", "cpu worker", "hook", "forward", "commit"]
+PHASES = ["keys", "shape pass", "fill plan", "allocation", "fill", "cpu worker", "compiled engine", "hook", "forward",
+          "commit"]
 
 
 @pytest.mark.parametrize("error", [KeyboardInterrupt, MemoryError])

@@ -41,10 +41,11 @@ def test_format_bytes():
     assert store.format_bytes(2**50) == "1024.00 TiB"
 
 
-def test_layout_puts_each_slot_at_an_aligned_offset_in_order():
-    slots = [store.Slot(None, None, None, None, nbytes=n) for n in (10, 0, 256, 300, 4)]
-    assert store.layout(slots) == 256 + 0 + 256 + 512 + 256
-    assert [s.offset for s in slots] == [0, 256, 256, 512, 1024]
+def test_layout_puts_each_block_at_an_aligned_offset_in_order():
+    offsets, size = store.layout([10, 0, 256, 300, 4])
+    assert size == 256 + 0 + 256 + 512 + 256
+    assert offsets.tolist() == [0, 256, 256, 512, 1024]
+    assert store.layout([])[1] == 0
 
 
 def deferred_mlp(in_units=20, hidden=256):
@@ -54,21 +55,32 @@ def deferred_mlp(in_units=20, hidden=256):
     return net
 
 
-def slots_of(net):
-    return lifecycle.slots_for([(p, p.request) for p in net.collect_params().values()])
+def batch_of(net):
+    return lifecycle.batch_for([(p, p.request) for p in net.collect_params().values()])
 
 
 def test_place_groups_by_device_and_sizes_the_arena_as_the_plan_does():
     net = deferred_mlp()
-    slots = slots_of(net)
-    by_device, sizes = store.place(slots)
-    assert list(by_device) == [CPU] and by_device[CPU] == slots
-    assert sizes == {CPU: gpuinit.plan(net, (2, 20)).total_bytes}
-    arena = store.allocate(CPU, sizes[CPU])
-    for slot in slots:  # every slot's view lies inside the arena and is as long as its parameter
-        view = store.flat_view(arena, slot)
-        assert view.size == slot.param.size and view.dtype == slot.param.dtype
-        assert slot.offset % store.ALIGNMENT == 0 and slot.offset + slot.nbytes <= arena.nbytes
+    batch = batch_of(net)
+    placed = store.place([r.device for r in batch.requests], batch.nbytes())
+    assert list(placed) == [CPU]
+    indices, offsets, size = placed[CPU]
+    assert indices.tolist() == list(range(len(batch)))
+    assert size == gpuinit.plan(net, (2, 20)).total_bytes
+    arena = store.allocate(CPU, size)
+    for i, offset in zip(indices.tolist(), offsets.tolist()):  # every view lies inside the arena, as long as its parameter
+        param = batch.params[i]
+        view = store.flat_view(arena, offset, param.size, param.dtype)
+        assert view.size == param.size and view.dtype == param.dtype
+        assert offset % store.ALIGNMENT == 0 and offset + param.nbytes <= arena.nbytes
+
+
+def test_place_keeps_each_devices_blocks_apart():
+    """Blocks of two devices (two CPU Device objects that compare equal count as one device)."""
+    other = gpuinit.device.Device("cpu")
+    placed = store.place([CPU, other, CPU], [100, 200, 300])
+    assert list(placed) == [CPU] and placed[CPU][0].tolist() == [0, 1, 2]
+    assert placed[CPU][1].tolist() == [0, 256, 512] and placed[CPU][2] == 256 + 256 + 512
 
 
 def test_what_does_not_fit_is_refused_before_anything_is_allocated(no_cyclic_gc):
@@ -83,7 +95,8 @@ def test_what_does_not_fit_is_refused_before_anything_is_allocated(no_cyclic_gc)
     tracemalloc.start()
     try:
         with pytest.raises(OutOfMemoryError, match="on cpu"):
-            store.place(slots_of(net))
+            batch = batch_of(net)
+            store.place([r.device for r in batch.requests], batch.nbytes())
         assert tracemalloc.get_traced_memory()[1] < 1 << 20
     finally:
         tracemalloc.stop()
@@ -175,8 +188,6 @@ def test_release_after_failure_frees_what_the_traceback_holds(no_cyclic_gc, leve
     assert ref() is None  # freed while the exception is still alive
 
 
-@pytest.mark.xfail(strict=True, reason="library bug: release_after_failure clears the exception and its "
-                                       "direct cause/context only (gpuinit/store.py), not the whole chain")
 def test_release_after_failure_frees_what_a_deeper_cause_holds(no_cyclic_gc):
     exc, ref = failing_step(3)
     assert ref() is not None

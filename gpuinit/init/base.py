@@ -89,6 +89,11 @@ class Initializer:
         ...         arr[:] = 1.0
     """
 
+    # True on a class (set on the class itself, not inherited) whose fill_for answers from the
+    # parameter's role, own flag, shape and dtype alone, never its name or path: the lifecycle then
+    # asks once per distinct kind of parameter in a materialization, not once per parameter.
+    pure_fills = False
+
     def __init__(self, **kwargs):
         self._kwargs = kwargs
 

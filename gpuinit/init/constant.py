@@ -15,6 +15,8 @@ class Constant(Initializer):
         value: the number every element gets.
     """
 
+    pure_fills = True
+
     def __init__(self, value: float = 0.0):
         super().__init__(value=value)
         self.value = checks.real(value, "value", "Constant", error=InitializerError)
@@ -30,6 +32,8 @@ class Constant(Initializer):
 class Zero(Constant):
     """Fill with zeros (``'zeros'``)."""
 
+    pure_fills = True
+
     def __init__(self):
         super().__init__(0.0)
         self._kwargs = {}
@@ -37,6 +41,8 @@ class Zero(Constant):
 
 class One(Constant):
     """Fill with ones (``'ones'``)."""
+
+    pure_fills = True
 
     def __init__(self):
         super().__init__(1.0)

@@ -15,6 +15,8 @@ class Uniform(Initializer):
         scale: half-width of the interval.
     """
 
+    pure_fills = True
+
     def __init__(self, scale: float = 0.07):
         super().__init__(scale=scale)
         self.scale = checks.real(scale, "scale", "Uniform", minimum=0, error=InitializerError,
@@ -31,6 +33,8 @@ class Normal(Initializer):
     Args:
         sigma: standard deviation.
     """
+
+    pure_fills = True
 
     def __init__(self, sigma: float = 0.01):
         super().__init__(sigma=sigma)
@@ -53,6 +57,8 @@ class TruncatedNormal(Initializer):
         a: lower bound, in units of sigma.
         b: upper bound, in units of sigma.
     """
+
+    pure_fills = True
 
     def __init__(self, mean: float = 0.0, sigma: float = 0.01, a: float = -2.0, b: float = 2.0):
         where = "TruncatedNormal"

@@ -23,23 +23,25 @@ from __future__ import annotations
 import functools
 import pathlib
 import threading
+from typing import NamedTuple
 
 import numpy as np
 
-from ..dtypes import bfloat16
+from .. import dtypes
+from ..backend import is_cupy_array
 from ..errors import GpuInitError
 
 KERNEL_DIR = pathlib.Path(__file__).resolve().parent
 OPTIONS = ("--std=c++17", "--fmad=false")
 FAMILIES = {"constant": 0, "uniform": 1, "normal": 2, "truncated_normal": 3}
 # The C types the kernels store outputs as (float16 and bfloat16 as their bits): every kernel is
-# compiled for each; CTYPES maps the NumPy dtypes present here (bfloat16 where ml_dtypes is) to them.
+# compiled for each.
 C_STORAGE = ("unsigned short", "gpuinit::bf16", "float", "double")
-CTYPES = {np.dtype(np.float16): "unsigned short", np.dtype(np.float32): "float",
-          np.dtype(np.float64): "double"}
-if bfloat16() is not None:
-    CTYPES[bfloat16()] = "gpuinit::bf16"
+_CTYPES = {np.dtype(np.float16): "unsigned short", np.dtype(np.float32): "float",
+           np.dtype(np.float64): "double"}
 THREADS_PER_BLOCK = 256
+# Thread groups per entry of a launch's chunk map (CHUNK_SHIFT in philox.cuh).
+CHUNK_SHIFT = 8
 
 # struct FillJob in philox.cuh: four u64, then FillParams (three u64, six f64): 104 bytes.
 JOB_DTYPE = np.dtype([("out_ptr", "<u8"), ("first_group", "<u8"), ("begin", "<u8"), ("count", "<u8"),
@@ -50,7 +52,7 @@ JOB_DTYPE = np.dtype([("out_ptr", "<u8"), ("first_group", "<u8"), ("begin", "<u8
 
 def name_expression(dtype, family: str) -> str:
     """The kernel's C++ name for an output dtype and a fill family."""
-    return f"gpuinit::init_fill<{CTYPES[np.dtype(dtype)]}, {FAMILIES[family]}>"
+    return f"gpuinit::init_fill<{ctype(dtype)}, {FAMILIES[family]}>"
 
 
 NAME_EXPRESSIONS = tuple(f"gpuinit::init_fill<{c}, {FAMILIES[f]}>" for c in C_STORAGE for f in FAMILIES)
@@ -68,6 +70,16 @@ def group_size(dtype, family: str) -> int:
     return 8 if family != "truncated_normal" and np.dtype(dtype).itemsize <= 4 else 4
 
 
+def ctype(dtype) -> str | None:
+    """The C type the kernels store ``dtype`` as, or None (bfloat16 recognized without importing
+    ml_dtypes for any other dtype)."""
+    dtype = np.dtype(dtype)
+    found = _CTYPES.get(dtype)
+    if found is None and dtypes.is_bfloat16(dtype):
+        found = "gpuinit::bf16"
+    return found
+
+
 def supported(dtype) -> np.dtype:
     """``dtype`` as a NumPy dtype, if the kernels can write it.
 
@@ -75,14 +87,16 @@ def supported(dtype) -> np.dtype:
         GpuInitError: they cannot.
     """
     dtype = np.dtype(dtype)
-    if dtype not in CTYPES:
-        raise GpuInitError(f"GPU fills support {', '.join(d.name for d in CTYPES)}, not {dtype}")
+    if ctype(dtype) is None:
+        raise GpuInitError(f"GPU fills support {', '.join(d.name for d in dtypes.float_dtypes())}, not {dtype}")
     return dtype
 
 
 def _pointer(arr) -> int:
-    data = getattr(arr, "data", None)
-    return int(data.ptr) if hasattr(data, "ptr") else int(arr.ctypes.data)
+    """The address of an array's first element: CuPy's device pointer or NumPy's host one."""
+    if is_cupy_array(arr):
+        return int(arr.data.ptr)
+    return int(arr.__array_interface__["data"][0])
 
 
 def table_from_columns(dtype, family: str, out_ptr, count, keys, fills, fill_index, begin=None,
@@ -129,44 +143,83 @@ def table_from_columns(dtype, family: str, out_ptr, count, keys, fills, fill_ind
     return table, int(spans.sum())
 
 
+class Launch(NamedTuple):
+    """One fused launch, as host arrays: what :func:`launch_tables` returns for each (dtype, family)."""
+
+    dtype: np.dtype
+    family: str
+    table: np.ndarray            # JOB_DTYPE rows, one per job, by address
+    total_groups: int
+    nbytes: int                  # bytes the launch writes
+    chunk_job: np.ndarray | None  # uint32: the job of every 2**CHUNK_SHIFT-th group (None: one job)
+
+
+def chunk_map(first_group: np.ndarray, total_groups: int) -> np.ndarray:
+    """The job of every ``2**CHUNK_SHIFT``-th thread group of a launch whose jobs start at
+    ``first_group`` (sorted): where a thread entering a job starts its short scan."""
+    starts = np.arange(0, total_groups, 1 << CHUNK_SHIFT, dtype=np.uint64)
+    return (np.searchsorted(first_group, starts, side="right") - 1).astype(np.uint32)
+
+
 def launch_tables(base: int, jobs, nbytes: int | None = None) -> list:
-    """The launches that run ``jobs`` in memory at address ``base``, as host tables.
+    """The launches that run ``jobs`` in memory at address ``base``, as host arrays.
 
     Args:
         base: the device address jobs' offsets count from.
-        jobs: :class:`~gpuinit.streams.FillJob` objects (empty ones are skipped).
+        jobs: :class:`~gpuinit.streams.FillJob` objects, or :class:`~gpuinit.streams.FillJobs`
+            columns (empty jobs are skipped).
         nbytes: the size of the memory at ``base``; every job must fall inside it.
 
     Returns:
-        ``(dtype, family, table, total_groups, nbytes)`` per launch: one per (dtype, family)
-        present, each table listing its jobs by address.
+        A :class:`Launch` per (dtype, family) present, its table listing its jobs by address.
 
     Raises:
         GpuInitError: a job outside the memory or not aligned to its elements, or as
             :func:`table_from_columns`.
     """
-    groups: dict = {}
-    for job in jobs:
-        if job.count:
-            groups.setdefault((job.dtype, job.fill.family), []).append(job)
+    from ..streams import FillJobs
+    jobs = FillJobs.of(jobs)
+    if not len(jobs):
+        return []
+    # Group the jobs by (dtype, family) with array operations: an index per distinct fill (jobs
+    # usually share their initializer's) and per dtype, then the jobs of each pair.
+    n = len(jobs)
+    fill_order: dict = {}
+    fill_idx = np.fromiter((fill_order.setdefault(id(f), len(fill_order)) for f in jobs.fill), np.intp, n)
+    dtype_order: dict = {}
+    dtype_idx = np.fromiter((dtype_order.setdefault(d, len(dtype_order)) for d in jobs.dtype), np.intp, n)
+    _, first = np.unique(fill_idx, return_index=True)
+    fills_all = [jobs.fill[i] for i in first.tolist()]
+    family_of_fill = np.array([FAMILIES[f.family] for f in fills_all], np.intp)
+    kind = dtype_idx * len(FAMILIES) + family_of_fill[fill_idx]
+    counts_all = np.fromiter(jobs.count, np.int64, n)
+    offsets_all = np.fromiter(jobs.offset, np.int64, n)
+    keys_all = np.asarray(jobs.key, np.uint64).reshape(n, 2)
+    starts_all = np.fromiter(jobs.start, np.uint64, n)
+    word_all = np.fromiter(jobs.word_offset, np.uint64, n)
+    dtypes_all = list(dtype_order)
+    family_names = list(FAMILIES)
     launches = []
-    for (dtype, family), group in groups.items():
+    for code in np.unique(kind).tolist():
+        dtype, family = dtypes_all[code // len(FAMILIES)], family_names[code % len(FAMILIES)]
+        idx = np.flatnonzero((kind == code) & (counts_all != 0))
+        if not idx.size:
+            continue
         dtype = supported(dtype)
-        fills, fill_index = distinct_fills([j.fill for j in group])
-        offsets = np.fromiter((j.offset for j in group), np.int64, len(group))
-        counts = np.fromiter((j.count for j in group), np.int64, len(group))
+        offsets, counts = offsets_all[idx], counts_all[idx]
         if nbytes is not None:
             ends = offsets + counts * dtype.itemsize
             bad = (offsets < 0) | (counts < 0) | (ends > nbytes) | (offsets % dtype.itemsize != 0)
             if bad.any():
-                j = group[int(np.argmax(bad))]
-                raise GpuInitError(f"GPU fill job of {j.count} {dtype} elements at byte {j.offset} does not "
-                                   f"fit, aligned, in the {nbytes} bytes it was given")
-        offsets, counts = offsets.astype(np.uint64), counts.astype(np.uint64)
+                i = int(idx[int(np.argmax(bad))])
+                raise GpuInitError(f"GPU fill job of {jobs.count[i]} {dtype} elements at byte {jobs.offset[i]} "
+                                   f"does not fit, aligned, in the {nbytes} bytes it was given")
+        used, fill_index = np.unique(fill_idx[idx], return_inverse=True)
         table, total = table_from_columns(
-            dtype, family, offsets + np.uint64(base), counts, [j.key for j in group], fills, fill_index,
-            begin=[j.start for j in group], word_offset=[j.word_offset for j in group])
-        launches.append((dtype, family, table, total, int(counts.sum()) * dtype.itemsize))
+            dtype, family, offsets.astype(np.uint64) + np.uint64(base), counts.astype(np.uint64), keys_all[idx],
+            [fills_all[i] for i in used.tolist()], fill_index, begin=starts_all[idx], word_offset=word_all[idx])
+        chunks = chunk_map(table["first_group"], total) if len(table) > 1 else None
+        launches.append(Launch(dtype, family, table, total, int(counts.sum()) * dtype.itemsize, chunks))
     return launches
 
 
@@ -216,8 +269,8 @@ def build_table(jobs, dtype, family: str) -> tuple[np.ndarray, int]:
             raise GpuInitError(f"GPU fill needs C-contiguous {dtype} arrays, got {out.dtype} with "
                                f"shape {out.shape} (contiguous: {out.flags.c_contiguous})")
     base, _, fill_jobs = jobs_from_arrays(jobs)
-    ((_, _, table, total, _),) = launch_tables(base, fill_jobs)
-    return table, total
+    (launch,) = launch_tables(base, fill_jobs)
+    return launch.table, launch.total_groups
 
 
 def distinct_fills(fills) -> tuple[list, list]:
@@ -251,24 +304,24 @@ def compiled(device):
 
 class Launches:
     """Fused fills checked and ready to run on a device: made by :func:`prepare`, run by
-    :meth:`run`. Their tables are already on the device."""
+    :meth:`run`. Their tables (and chunk maps) are already on the device."""
 
     def __init__(self, device, items):
         self.device = device
-        self._items = items  # (kernel, device table, jobs, total groups, nbytes)
+        self._items = items  # (kernel, device table, jobs, total groups, device chunk map or 0, nbytes)
 
     @property
     def nbytes(self) -> int:
         """Bytes the launches write."""
-        return sum(item[4] for item in self._items)
+        return sum(item[5] for item in self._items)
 
     def run(self, progress=None) -> None:
         """Enqueue the launches on the current stream (asynchronous: nothing waits for them)."""
         with self.device.activate():
             _, sms = compiled(self.device)
-            for kernel, d_table, njobs, total, nbytes in self._items:
+            for kernel, d_table, njobs, total, d_chunks, nbytes in self._items:
                 blocks = int(min(-(-total // THREADS_PER_BLOCK), sms * 32))
-                kernel((blocks,), (THREADS_PER_BLOCK,), (d_table, np.int32(njobs), np.uint64(total)))
+                kernel((blocks,), (THREADS_PER_BLOCK,), (d_table, np.int32(njobs), np.uint64(total), d_chunks))
                 if progress:
                     progress(nbytes)
 
@@ -292,9 +345,11 @@ def prepare(device, base: int, nbytes: int, jobs) -> Launches:
     items = []
     with device.activate():
         mod, _ = compiled(device)
-        for dtype, family, table, total, size in launch_tables(base, jobs, nbytes):
-            items.append((mod.get_function(name_expression(dtype, family)), cupy.asarray(table.view(np.uint8)),
-                          len(table), total, size))
+        for launch in launch_tables(base, jobs, nbytes):
+            d_chunks = cupy.asarray(launch.chunk_job) if launch.chunk_job is not None else np.uint64(0)
+            items.append((mod.get_function(name_expression(launch.dtype, launch.family)),
+                          cupy.asarray(launch.table.view(np.uint8)), len(launch.table), launch.total_groups,
+                          d_chunks, launch.nbytes))
     return Launches(device, items)
 
 

@@ -19,26 +19,31 @@ static void fill_family(int family, const FillParams& p, u64 start, u64 count, v
     else fill_range<T, TRUNCATED_NORMAL>(p, start, count, out);
 }
 
+template <typename T, int FAMILY>
+static void run_groups(const FillJob* jobs, int njobs, u64 total_groups, const u32* chunk_job) {
+    JobCursor<T, FAMILY> cursor;
+    for (u64 g = 0; g < total_groups; ++g) cursor.fill(jobs, njobs, total_groups, chunk_job, g);
+}
+
 template <typename T>
-static void run_family(int family, const FillJob* jobs, int njobs, u64 total_groups) {
-    for (u64 g = 0; g < total_groups; ++g) {
-        if (family == CONSTANT) run_group<T, CONSTANT>(jobs, njobs, g);
-        else if (family == UNIFORM) run_group<T, UNIFORM>(jobs, njobs, g);
-        else if (family == NORMAL) run_group<T, NORMAL>(jobs, njobs, g);
-        else run_group<T, TRUNCATED_NORMAL>(jobs, njobs, g);
-    }
+static void run_family(int family, const FillJob* jobs, int njobs, u64 total_groups, const u32* chunk_job) {
+    if (family == CONSTANT) run_groups<T, CONSTANT>(jobs, njobs, total_groups, chunk_job);
+    else if (family == UNIFORM) run_groups<T, UNIFORM>(jobs, njobs, total_groups, chunk_job);
+    else if (family == NORMAL) run_groups<T, NORMAL>(jobs, njobs, total_groups, chunk_job);
+    else run_groups<T, TRUNCATED_NORMAL>(jobs, njobs, total_groups, chunk_job);
 }
 
 extern "C" {
 
-// A fused launch's table run on the host, group by group as the kernel's threads run it: the
-// table's out_ptr are then host addresses. itemsize as for gi_fill.
-void gi_run_table(int family, int itemsize, const void* table, int njobs, u64 total_groups) {
+// A fused launch's table run on the host, group by group as the kernel's threads run it (one
+// JobCursor, as a thread keeps one): the table's out_ptr are then host addresses. itemsize as for
+// gi_fill; chunk_job: the launch's chunk map, or null.
+void gi_run_table(int family, int itemsize, const void* table, int njobs, u64 total_groups, const u32* chunk_job) {
     const FillJob* jobs = static_cast<const FillJob*>(table);
-    if (itemsize == 2) run_family<unsigned short>(family, jobs, njobs, total_groups);
-    else if (itemsize == 3) run_family<bf16>(family, jobs, njobs, total_groups);
-    else if (itemsize == 4) run_family<float>(family, jobs, njobs, total_groups);
-    else run_family<double>(family, jobs, njobs, total_groups);
+    if (itemsize == 2) run_family<unsigned short>(family, jobs, njobs, total_groups, chunk_job);
+    else if (itemsize == 3) run_family<bf16>(family, jobs, njobs, total_groups, chunk_job);
+    else if (itemsize == 4) run_family<float>(family, jobs, njobs, total_groups, chunk_job);
+    else run_family<double>(family, jobs, njobs, total_groups, chunk_job);
 }
 
 void gi_raw_words(u64 k0, u64 k1, const u64* counter, u64 first, u64 count, u64* out) {
@@ -66,6 +71,10 @@ void gi_sincos_f64(long long k, double* c, double* s) { sincos_turns<double>(k, 
 
 void gi_half_from_double(const double* in, u64 n, unsigned short* out) {
     for (u64 i = 0; i < n; ++i) out[i] = half_from_double(in[i]);
+}
+
+void gi_half_from_float(const float* in, u64 n, unsigned short* out) {
+    for (u64 i = 0; i < n; ++i) out[i] = half_from_float(in[i]);
 }
 
 }

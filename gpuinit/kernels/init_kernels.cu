@@ -5,18 +5,20 @@
 // truncated normal) or 4 elements it yields, contiguously, with 16-byte stores where aligned.
 // Element i depends only on (key, word offset, i), never on the grid, the block size or the
 // device, so any launch shape gives the numbers of gpuinit/streams/spec.py. The job table and what a
-// thread does with its group (run_group) are in philox.cuh, so the host build runs them too.
+// thread does with its groups (JobCursor) are in philox.cuh, so the host builds run them too.
 // Compile with --fmad=false: the contract rounds every operation separately.
 #include "philox.cuh"
 
 namespace gpuinit {
 
-// T is float, double, unsigned short (float16 bits) or bf16 (bfloat16 bits).
+// T is float, double, unsigned short (float16 bits) or bf16 (bfloat16 bits). chunk_job: the job
+// of every 2**CHUNK_SHIFT-th group, or null for a table of one job.
 template <typename T, int FAMILY>
-__global__ void init_fill(const FillJob* jobs, int njobs, u64 total_groups) {
+__global__ void init_fill(const FillJob* jobs, int njobs, u64 total_groups, const u32* chunk_job) {
+    JobCursor<T, FAMILY> cursor;
     for (u64 g = (u64)blockIdx.x * blockDim.x + threadIdx.x; g < total_groups;
          g += (u64)gridDim.x * blockDim.x) {
-        run_group<T, FAMILY>(jobs, njobs, g);
+        cursor.fill(jobs, njobs, total_groups, chunk_job, g);
     }
 }
 
@@ -24,19 +26,21 @@ __global__ void init_fill(const FillJob* jobs, int njobs, u64 total_groups) {
 
 // Instantiations, so that offline PTX builds contain every entry point; CuPy's RawModule asks for
 // them by name expression ("gpuinit::init_fill<float, 1>").
-template __global__ void gpuinit::init_fill<float, 0>(const gpuinit::FillJob*, int, gpuinit::u64);
-template __global__ void gpuinit::init_fill<float, 1>(const gpuinit::FillJob*, int, gpuinit::u64);
-template __global__ void gpuinit::init_fill<float, 2>(const gpuinit::FillJob*, int, gpuinit::u64);
-template __global__ void gpuinit::init_fill<float, 3>(const gpuinit::FillJob*, int, gpuinit::u64);
-template __global__ void gpuinit::init_fill<double, 0>(const gpuinit::FillJob*, int, gpuinit::u64);
-template __global__ void gpuinit::init_fill<double, 1>(const gpuinit::FillJob*, int, gpuinit::u64);
-template __global__ void gpuinit::init_fill<double, 2>(const gpuinit::FillJob*, int, gpuinit::u64);
-template __global__ void gpuinit::init_fill<double, 3>(const gpuinit::FillJob*, int, gpuinit::u64);
-template __global__ void gpuinit::init_fill<unsigned short, 0>(const gpuinit::FillJob*, int, gpuinit::u64);
-template __global__ void gpuinit::init_fill<unsigned short, 1>(const gpuinit::FillJob*, int, gpuinit::u64);
-template __global__ void gpuinit::init_fill<unsigned short, 2>(const gpuinit::FillJob*, int, gpuinit::u64);
-template __global__ void gpuinit::init_fill<unsigned short, 3>(const gpuinit::FillJob*, int, gpuinit::u64);
-template __global__ void gpuinit::init_fill<gpuinit::bf16, 0>(const gpuinit::FillJob*, int, gpuinit::u64);
-template __global__ void gpuinit::init_fill<gpuinit::bf16, 1>(const gpuinit::FillJob*, int, gpuinit::u64);
-template __global__ void gpuinit::init_fill<gpuinit::bf16, 2>(const gpuinit::FillJob*, int, gpuinit::u64);
-template __global__ void gpuinit::init_fill<gpuinit::bf16, 3>(const gpuinit::FillJob*, int, gpuinit::u64);
+#define GI_INSTANTIATE(T, F) \
+    template __global__ void gpuinit::init_fill<T, F>(const gpuinit::FillJob*, int, gpuinit::u64, const gpuinit::u32*);
+GI_INSTANTIATE(float, 0)
+GI_INSTANTIATE(float, 1)
+GI_INSTANTIATE(float, 2)
+GI_INSTANTIATE(float, 3)
+GI_INSTANTIATE(double, 0)
+GI_INSTANTIATE(double, 1)
+GI_INSTANTIATE(double, 2)
+GI_INSTANTIATE(double, 3)
+GI_INSTANTIATE(unsigned short, 0)
+GI_INSTANTIATE(unsigned short, 1)
+GI_INSTANTIATE(unsigned short, 2)
+GI_INSTANTIATE(unsigned short, 3)
+GI_INSTANTIATE(gpuinit::bf16, 0)
+GI_INSTANTIATE(gpuinit::bf16, 1)
+GI_INSTANTIATE(gpuinit::bf16, 2)
+GI_INSTANTIATE(gpuinit::bf16, 3)

@@ -31,21 +31,38 @@ GI_HD u64 mulhilo(u64 a, u64 b, u64* hi) {
     return a * b;
 }
 
-// Random123's philox4x64 round and key schedule, ten rounds, as numpy.random.Philox uses them.
-GI_HD Words4 philox4x64_10(Words4 ctr, u64 k0, u64 k1) {
-    const u64 M0 = 0xD2E7470EE14C6C93ULL, M1 = 0xCA5A826395121157ULL;
+// Philox4x64's key schedule: the key of each of the ten rounds. A kernel computes it once per job
+// (JobCursor) rather than once per block.
+struct RoundKeys { u64 k0[10], k1[10]; };
+
+GI_HD RoundKeys round_keys(u64 k0, u64 k1) {
     const u64 W0 = 0x9E3779B97F4A7C15ULL, W1 = 0xBB67AE8584CAA73BULL;
+    RoundKeys r;
     GI_UNROLL
     for (int round = 0; round < 10; ++round) {
-        if (round) { k0 += W0; k1 += W1; }
+        r.k0[round] = k0;
+        r.k1[round] = k1;
+        k0 += W0;
+        k1 += W1;
+    }
+    return r;
+}
+
+// Random123's philox4x64 round, ten rounds, as numpy.random.Philox uses them.
+GI_HD Words4 philox4x64_10(Words4 ctr, const RoundKeys& key) {
+    const u64 M0 = 0xD2E7470EE14C6C93ULL, M1 = 0xCA5A826395121157ULL;
+    GI_UNROLL
+    for (int round = 0; round < 10; ++round) {
         u64 hi0, hi1;
         u64 lo0 = mulhilo(M0, ctr.v[0], &hi0);
         u64 lo1 = mulhilo(M1, ctr.v[2], &hi1);
-        Words4 out = {{hi1 ^ ctr.v[1] ^ k0, lo1, hi0 ^ ctr.v[3] ^ k1, lo0}};
+        Words4 out = {{hi1 ^ ctr.v[1] ^ key.k0[round], lo1, hi0 ^ ctr.v[3] ^ key.k1[round], lo0}};
         ctr = out;
     }
     return ctr;
 }
+
+GI_HD Words4 philox4x64_10(Words4 ctr, u64 k0, u64 k1) { return philox4x64_10(ctr, round_keys(k0, k1)); }
 
 // The 256-bit counter of block b of a stream that starts at counter c: c + b + 1 (NumPy
 // increments before each block).
@@ -97,6 +114,11 @@ GI_HD float from_bits(u32 b) { return bit_cast<float>(b); }
 // no cuda_fp16.h is needed and the host build tests the same code). A float converts exactly to
 // double first, so this also rounds float32 values as NumPy's astype(float16) does.
 GI_HD unsigned short half_from_double(double d) {
+#if defined(__CUDA_ARCH__)
+    unsigned short h;  // the hardware conversion: the same single rounding to nearest-even
+    asm("cvt.rn.f16.f64 %0, %1;" : "=h"(h) : "d"(d));
+    return h;
+#endif
     u64 b = to_bits(d);
     unsigned short sign = (unsigned short)((b >> 48) & 0x8000);
     u64 mag = b & 0x7FFFFFFFFFFFFFFFULL;
@@ -117,12 +139,41 @@ GI_HD unsigned short half_from_double(double d) {
     return sign | (unsigned short)(bits > 0x7C00 ? 0x7C00 : bits);
 }
 
+// IEEE binary16 bits of a float32 value, rounded once to nearest-even: the same bits as
+// half_from_double((double)f), with integer moves only.
+GI_HD unsigned short half_from_float(float f) {
+#if defined(__CUDA_ARCH__)
+    unsigned short h;  // the hardware conversion: the same single rounding to nearest-even
+    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
+    return h;
+#endif
+    const u32 b = to_bits(f);
+    const u32 sign = (b >> 16) & 0x8000u;
+    const u32 mag = b & 0x7FFFFFFFu;
+    if (mag >= 0x7F800000u) return (unsigned short)(sign | (mag > 0x7F800000u ? 0x7E00u : 0x7C00u));
+    if (mag >= 0x477FF000u) return (unsigned short)(sign | 0x7C00u);  // 65520 and up round to infinity
+    if (mag >= 0x38800000u) {  // a normal half: rebias the exponent, round off 13 mantissa bits
+        const u32 v = mag - 0x38000000u;
+        return (unsigned short)(sign | ((v + 0x0FFFu + ((v >> 13) & 1u)) >> 13));
+    }
+    if (mag <= 0x33000000u) return (unsigned short)sign;  // 2**-25 and below round to zero
+    const u32 m = (mag & 0x7FFFFFu) | 0x800000u;          // a subnormal half: 24 significant bits
+    const int shift = 126 - (int)(mag >> 23);               // 14 to 24 bits to drop
+    const u32 kept = m >> shift, rest = m & ((1u << shift) - 1u), halfway = 1u << (shift - 1);
+    return (unsigned short)(sign | (kept + ((rest > halfway || (rest == halfway && (kept & 1u))) ? 1u : 0u)));
+}
+
 // bfloat16 storage: its bits, in a type of its own so that the kernels' templates tell it from
 // float16's unsigned short.
 struct bf16 { unsigned short bits; };
 
 // bfloat16 bits of f, rounded to nearest-even (as ml_dtypes rounds); NaN stays a quiet NaN.
 GI_HD unsigned short bf16_from_float(float f) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    unsigned short h;  // the hardware conversion (sm_80 and later): the same rounding
+    asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(h) : "f"(f));
+    return h;
+#endif
     const u32 b = to_bits(f);
     if ((b & 0x7FFFFFFFu) > 0x7F800000u) return (unsigned short)((b >> 16) | 0x0040u);
     return (unsigned short)((b + 0x7FFFu + ((b >> 16) & 1u)) >> 16);
@@ -130,7 +181,7 @@ GI_HD unsigned short bf16_from_float(float f) {
 
 GI_HD void put32(float* p, float v) { *p = v; }
 GI_HD void put32(double* p, float v) { *p = (double)v; }
-GI_HD void put32(unsigned short* p, float v) { *p = half_from_double((double)v); }
+GI_HD void put32(unsigned short* p, float v) { *p = half_from_float(v); }
 GI_HD void put64(float* p, double v) { *p = (float)v; }
 GI_HD void put64(double* p, double v) { *p = v; }
 GI_HD void put64(unsigned short* p, double v) { *p = half_from_double(v); }
@@ -256,6 +307,30 @@ GI_HD void box_muller(u64 w, float* z0, float* z1) {
     *z1 = r * s;
 }
 
+#if defined(GI_HOST_SIMD) && !defined(__CUDA_ARCH__)
+// The host's vector version of box_muller_pairs (host_simd.h, in the compiled CPU engine).
+void host_box_muller_pairs(const Words4& w, float* r, float* c, float* s);
+#endif
+
+// The radius and the angle's cosine and sine of a group's four float32 pairs, word m giving pair
+// m: z0 = r c, z1 = r s. Exactly box_muller's operations; the compiled CPU engine runs the four
+// pairs as the lanes of vector instructions (host_simd.h), the same operations in the same order.
+GI_HD void box_muller_pairs(const Words4& w, float* r, float* c, float* s) {
+#if defined(GI_HOST_SIMD) && !defined(__CUDA_ARCH__)
+    host_box_muller_pairs(w, r, c, s);
+#else
+    GI_UNROLL
+    for (int m = 0; m < 4; ++m) {
+        float u1 = (float)(long long)((u64)(u32)w.v[m] + 1);  // an exact integer, rounded once
+        u1 = u1 * 0x1p-32f;
+        float x = log_unit(u1);
+        x = x * -2.0f;
+        r[m] = sqrtf(x);
+        sincos_turns<float>((int)(w.v[m] >> 40), c + m, s + m);
+    }
+#endif
+}
+
 // One Box-Muller pair in float64 from two words: u1 from a, a 53-bit angle from b.
 GI_HD void box_muller(u64 a, u64 b, double* z0, double* z1) {
     double u1 = (double)(a >> 11) + 1.0;
@@ -314,6 +389,33 @@ struct FillParams {
     double a, b, lo, hi, pa, pb;  // the Fill's numbers; pa, pb: Phi(lo), Phi(hi)
 };
 
+// A job's numbers as a thread uses them, worked out once per job rather than once per group: the
+// fill's parameters, the key schedule, and the float32 forms the float32 transforms take.
+struct JobNumbers {
+    FillParams p;
+    RoundKeys key;
+    float low, span, scale;  // uniform, float32 outputs: f32(a), f32(b - a), span * 2**-24
+    bool one_multiply;       // scale is exact, so u * scale rounds as (u * 2**-24) * span does
+    float mean, sd;          // normal, float32 compute: f32(a), f32(b)
+};
+
+GI_HD JobNumbers job_numbers(const FillParams& p) {
+    JobNumbers j;
+    j.p = p;
+    j.key = round_keys(p.k0, p.k1);
+    j.low = (float)p.a;
+    j.span = (float)(p.b - p.a);
+    j.scale = j.span * 0x1p-24f;
+    // u * 2**-24 is exact (u < 2**24), so (u * 2**-24) * span is u * span * 2**-24 rounded once;
+    // so is u * scale when scale holds span * 2**-24 exactly: when span is 0 or that product is a
+    // normal float (span >= 2**-102). Otherwise the two multiplies run as the contract writes them.
+    const float magnitude = j.span < 0.0f ? -j.span : j.span;
+    j.one_multiply = j.span == 0.0f || magnitude >= 0x1p-102f;
+    j.mean = (float)p.a;
+    j.sd = (float)p.b;
+    return j;
+}
+
 // Elements that one Philox block (4 words) yields: 8 for uniform and normal outputs of 32 bits or
 // fewer (a 32-bit draw per element; a word per normal pair), else 4. Constants draw no words; they
 // use the same group shape.
@@ -322,18 +424,26 @@ template <typename T, int FAMILY> GI_HD constexpr int group_size() {
 }
 
 // The values of a group's elements, from its Philox block w.
-template <typename T, int FAMILY> GI_HD void group_values(const FillParams& p, const Words4& w, T* v) {
+template <typename T, int FAMILY> GI_HD void group_values(const JobNumbers& j, const Words4& w, T* v) {
+    const FillParams& p = j.p;
     if constexpr (FAMILY == CONSTANT) {
         GI_UNROLL
         for (int e = 0; e < group_size<T, FAMILY>(); ++e) put64(v + e, p.a);
     } else if constexpr (FAMILY == UNIFORM && sizeof(T) <= 4) {
-        const float low = (float)p.a, span = (float)(p.b - p.a);
-        GI_UNROLL
-        for (int e = 0; e < 8; ++e) {
-            u32 u = (e & 1) ? (u32)(w.v[e >> 1] >> 32) : (u32)w.v[e >> 1];
-            float x = (float)(u >> 8) * 0x1p-24f;
-            x = x * span;
-            put32(v + e, x + low);
+        if (j.one_multiply) {
+            GI_UNROLL
+            for (int e = 0; e < 8; ++e) {
+                u32 u = (e & 1) ? (u32)(w.v[e >> 1] >> 32) : (u32)w.v[e >> 1];
+                put32(v + e, (float)(u >> 8) * j.scale + j.low);
+            }
+        } else {
+            GI_UNROLL
+            for (int e = 0; e < 8; ++e) {
+                u32 u = (e & 1) ? (u32)(w.v[e >> 1] >> 32) : (u32)w.v[e >> 1];
+                float x = (float)(u >> 8) * 0x1p-24f;
+                x = x * j.span;
+                put32(v + e, x + j.low);
+            }
         }
     } else if constexpr (FAMILY == UNIFORM) {
         const double span = p.b - p.a;
@@ -344,11 +454,12 @@ template <typename T, int FAMILY> GI_HD void group_values(const FillParams& p, c
             put64(v + e, x + p.a);
         }
     } else if constexpr (FAMILY == NORMAL && sizeof(T) <= 4) {
-        const float mean = (float)p.a, sd = (float)p.b;
+        const float mean = j.mean, sd = j.sd;
+        float r[4], c[4], s[4];
+        box_muller_pairs(w, r, c, s);
         GI_UNROLL
         for (int m = 0; m < 4; ++m) {
-            float z0, z1;
-            box_muller(w.v[m], &z0, &z1);
+            float z0 = r[m] * c[m], z1 = r[m] * s[m];
             z0 = z0 * sd;
             z1 = z1 * sd;
             put32(v + 2 * m, z0 + mean);
@@ -423,24 +534,46 @@ template <typename T, int G> GI_HD void store_group(T* out, const T* v) {
 // fall in [begin, end), writing element i to out_at_begin[i - begin]. They share one Philox block,
 // and element i depends only on (key, word offset, i): a range of a parameter generated alone
 // equals that slice of the whole.
+//
+// whole_lo, whole_n: the groups k with k - whole_lo < whole_n (unsigned) lie wholly in [begin, end);
+// a caller that keeps a job works them out once (JobCursor), so a whole group costs no range test
+// beyond that one comparison. The block index word_offset / 4 + k stays below 2**63 (k counts
+// groups of an array that fits in memory), so its counter is just that plus one.
 template <typename T, int FAMILY>
-GI_HD void fill_group(const FillParams& p, u64 k, T* out_at_begin, u64 begin, u64 end) {
+GI_HD void fill_group(const JobNumbers& j, u64 k, T* out_at_begin, u64 begin, u64 end, u64 whole_lo, u64 whole_n) {
     constexpr int G = group_size<T, FAMILY>();
-    const Words4 zero = {{0, 0, 0, 0}};
     const u64 base = (u64)G * k;
-    const int e0 = (int)(begin > base ? begin - base : 0);
-    const int n = (int)(end - base < (u64)G ? end - base : (u64)G);
-    Words4 w = zero;
-    if constexpr (FAMILY != CONSTANT) w = philox4x64_10(block_counter(zero, p.word_offset / 4 + k), p.k0, p.k1);
+    Words4 w = {{0, 0, 0, 0}};
+    if constexpr (FAMILY != CONSTANT) {
+        const Words4 ctr = {{j.p.word_offset / 4 + k + 1, 0, 0, 0}};
+        w = philox4x64_10(ctr, j.key);
+    }
     T v[G];
-    group_values<T, FAMILY>(p, w, v);
-    if (e0 == 0 && n == G) {
+    group_values<T, FAMILY>(j, w, v);
+    if (k - whole_lo < whole_n) {
         store_group<T, G>(out_at_begin + (base - begin), v);
     } else {
+        const int e0 = (int)(begin > base ? begin - base : 0);
+        const int n = (int)(end - base < (u64)G ? end - base : (u64)G);
         GI_UNROLL  // constant indices keep v in registers
         for (int e = 0; e < G; ++e)
             if (e >= e0 && e < n) out_at_begin[base + e - begin] = v[e];
     }
+}
+
+// The groups wholly inside elements [begin, end): (first, count), as fill_group takes them.
+template <typename T, int FAMILY> GI_HD void whole_groups(u64 begin, u64 end, u64* first, u64* count) {
+    constexpr u64 G = group_size<T, FAMILY>();
+    const u64 lo = (begin + G - 1) / G, hi = end / G;
+    *first = lo;
+    *count = hi > lo ? hi - lo : 0;
+}
+
+template <typename T, int FAMILY>
+GI_HD void fill_group(const FillParams& p, u64 k, T* out_at_begin, u64 begin, u64 end) {
+    u64 whole_lo, whole_n;
+    whole_groups<T, FAMILY>(begin, end, &whole_lo, &whole_n);
+    fill_group<T, FAMILY>(job_numbers(p), k, out_at_begin, begin, end, whole_lo, whole_n);
 }
 
 // --- the job table of a fused launch -----------------------------------------------------------
@@ -453,21 +586,41 @@ struct FillJob {
     FillParams p;
 };
 
-// The job that thread group g belongs to: the last one whose first_group <= g.
-GI_HD int find_job(const FillJob* jobs, int njobs, u64 g) {
-    int lo = 0, hi = njobs - 1;
-    while (lo < hi) {
-        int mid = (lo + hi + 1) >> 1;
-        if (jobs[mid].first_group <= g) lo = mid; else hi = mid - 1;
-    }
-    return lo;
-}
+// Thread groups per entry of a launch's chunk map: the map holds the job of every
+// 2**CHUNK_SHIFT-th group (gpuinit.kernels.launch_tables builds it with the table).
+constexpr int CHUNK_SHIFT = 8;
 
-// What one thread of init_fill does for thread group g of a launch.
-template <typename T, int FAMILY> GI_HD void run_group(const FillJob* jobs, int njobs, u64 g) {
-    const FillJob& job = jobs[find_job(jobs, njobs, g)];
-    const u64 k = job.begin / group_size<T, FAMILY>() + (g - job.first_group);
-    fill_group<T, FAMILY>(job.p, k, reinterpret_cast<T*>(job.out_ptr), job.begin, job.begin + job.count);
-}
+// The job a thread's groups fall in, kept while they stay in it. Entering a job costs a look in
+// the chunk map and a short scan forward (at most the jobs that start inside one chunk); the
+// groups after that cost one comparison each. Without a map (a table of one job) the scan starts
+// at the first job.
+template <typename T, int FAMILY> struct JobCursor {
+    u64 lo = 0, hi = 0;  // the launch's groups [lo, hi) are the job's; none until the first seek
+    u64 k0 = 0;          // group g of the launch is group k0 + g of the job's stream (mod 2**64)
+    T* out = nullptr;    // where the job's element `begin` goes
+    u64 begin = 0, end = 0;
+    u64 whole_lo = 0, whole_n = 0;  // the job's whole groups (see fill_group)
+    JobNumbers numbers = {};
+
+    GI_HD void seek(const FillJob* jobs, int njobs, u64 total, const u32* chunk_job, u64 g) {
+        int j = chunk_job ? (int)chunk_job[g >> CHUNK_SHIFT] : 0;
+        while (j + 1 < njobs && jobs[j + 1].first_group <= g) ++j;
+        const FillJob& job = jobs[j];
+        lo = job.first_group;
+        hi = j + 1 < njobs ? jobs[j + 1].first_group : total;
+        k0 = job.begin / group_size<T, FAMILY>() - job.first_group;
+        out = reinterpret_cast<T*>(job.out_ptr);
+        begin = job.begin;
+        end = job.begin + job.count;
+        whole_groups<T, FAMILY>(begin, end, &whole_lo, &whole_n);
+        numbers = job_numbers(job.p);
+    }
+
+    // What one thread does for thread group g of a launch.
+    GI_HD void fill(const FillJob* jobs, int njobs, u64 total, const u32* chunk_job, u64 g) {
+        if (g - lo >= hi - lo) seek(jobs, njobs, total, chunk_job, g);  // g outside [lo, hi)
+        fill_group<T, FAMILY>(numbers, k0 + g, out, begin, end, whole_lo, whole_n);
+    }
+};
 
 }  // namespace gpuinit

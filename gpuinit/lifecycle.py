@@ -449,9 +449,9 @@ class Batch:
 def batch_for(entries, keys=None) -> Batch:
     """Ask each initializer how it fills its parameter, and check the answer; allocate nothing.
 
-    An initializer whose fills depend only on the kind of parameter (``pure_fills``) is asked once
-    per kind (role, own, shape, dtype) in the batch, and its answer checked once: for a model of
-    many small parameters this is most of the per-parameter work.
+    An initializer whose fills depend only on the kind of parameter (``pure_fills``: its role, own
+    flag and dtype, and for some its shape) is asked once per kind in the batch, and its answer
+    checked once: for a model of many small parameters this is most of the per-parameter work.
 
     Args:
         entries: ``(param, request)`` pairs, shapes complete.
@@ -459,15 +459,16 @@ def batch_for(entries, keys=None) -> Batch:
     """
     params, requests, shapes, dtypes, fills = [], [], [], [], []
     known: dict = {}
-    pure: dict = {}  # id(initializer) -> whether its fills depend only on the kind of parameter
+    depends: dict = {}  # id(initializer) -> what its fills depend on (Initializer.pure_fills)
     for param, request in entries:
         shape = param._now.shape
         dtype = param.dtype
         initializer = request.initializer
-        is_pure = pure.get(id(initializer))
-        if is_pure is None:
-            is_pure = pure[id(initializer)] = bool(type(initializer).__dict__.get("pure_fills"))
-        kind = (id(initializer), param.role, request.own, shape, dtype.num) if is_pure else None
+        on = depends.get(id(initializer), False)
+        if on is False:
+            on = depends[id(initializer)] = type(initializer).__dict__.get("pure_fills")
+        kind = (None if on is None else (id(initializer), param.role, request.own, dtype.num) if on == "role"
+                else (id(initializer), param.role, request.own, dtype.num, shape))
         how = known.get(kind) if kind is not None else None
         if how is None:
             how = _fill_of(param, request, shape)

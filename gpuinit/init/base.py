@@ -89,10 +89,12 @@ class Initializer:
         ...         arr[:] = 1.0
     """
 
-    # True on a class (set on the class itself, not inherited) whose fill_for answers from the
-    # parameter's role, own flag, shape and dtype alone, never its name or path: the lifecycle then
-    # asks once per distinct kind of parameter in a materialization, not once per parameter.
-    pure_fills = False
+    # What fill_for's answer depends on, declared on the class itself (never inherited, so a
+    # subclass that reads the name must not be cached by mistake): "role" (the parameter's role,
+    # own flag and dtype) or "shape" (those and its shape), never its name or path. The lifecycle
+    # then asks once per distinct kind of parameter in a materialization, not once per parameter.
+    # None: ask for every parameter.
+    pure_fills = None
 
     def __init__(self, **kwargs):
         self._kwargs = kwargs

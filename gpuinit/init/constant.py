@@ -15,7 +15,7 @@ class Constant(Initializer):
         value: the number every element gets.
     """
 
-    pure_fills = True
+    pure_fills = "role"
 
     def __init__(self, value: float = 0.0):
         super().__init__(value=value)
@@ -32,7 +32,7 @@ class Constant(Initializer):
 class Zero(Constant):
     """Fill with zeros (``'zeros'``)."""
 
-    pure_fills = True
+    pure_fills = "role"
 
     def __init__(self):
         super().__init__(0.0)
@@ -42,7 +42,7 @@ class Zero(Constant):
 class One(Constant):
     """Fill with ones (``'ones'``)."""
 
-    pure_fills = True
+    pure_fills = "role"
 
     def __init__(self):
         super().__init__(1.0)

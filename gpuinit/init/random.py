@@ -15,7 +15,7 @@ class Uniform(Initializer):
         scale: half-width of the interval.
     """
 
-    pure_fills = True
+    pure_fills = "role"
 
     def __init__(self, scale: float = 0.07):
         super().__init__(scale=scale)
@@ -34,7 +34,7 @@ class Normal(Initializer):
         sigma: standard deviation.
     """
 
-    pure_fills = True
+    pure_fills = "role"
 
     def __init__(self, sigma: float = 0.01):
         super().__init__(sigma=sigma)
@@ -58,7 +58,7 @@ class TruncatedNormal(Initializer):
         b: upper bound, in units of sigma.
     """
 
-    pure_fills = True
+    pure_fills = "role"
 
     def __init__(self, mean: float = 0.0, sigma: float = 0.01, a: float = -2.0, b: float = 2.0):
         where = "TruncatedNormal"

@@ -31,7 +31,7 @@ class VarianceScaling(Initializer):
         distribution: ``"uniform"``, ``"normal"`` or ``"truncated_normal"``.
     """
 
-    pure_fills = True
+    pure_fills = "shape"
 
     def __init__(self, scale: float = 1.0, mode: str = "fan_in", distribution: str = "truncated_normal"):
         where = type(self).__name__
@@ -70,7 +70,7 @@ class Xavier(VarianceScaling):
         magnitude: scale of the random numbers.
     """
 
-    pure_fills = True
+    pure_fills = "shape"
 
     def __init__(self, rnd_type: str = "uniform", factor_type: str = "avg", magnitude: float = 3):
         where = type(self).__name__
@@ -93,7 +93,7 @@ class MSRAPrelu(Xavier):
         slope: the negative slope of the PReLU that follows.
     """
 
-    pure_fills = True
+    pure_fills = "shape"
 
     def __init__(self, factor_type: str = "avg", slope: float = 0.25):
         slope = checks.real(slope, "slope", "MSRAPrelu", error=InitializerError)
@@ -127,7 +127,7 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
 class XavierUniform(VarianceScaling):
     """``torch.nn.init.xavier_uniform_``: U(-a, a), ``a = gain * sqrt(6 / (fan_in + fan_out))``."""
 
-    pure_fills = True
+    pure_fills = "shape"
 
     def __init__(self, gain: float = 1.0):
         gain = checks.real(gain, "gain", "XavierUniform", above=0, error=InitializerError)
@@ -138,7 +138,7 @@ class XavierUniform(VarianceScaling):
 class XavierNormal(VarianceScaling):
     """``torch.nn.init.xavier_normal_``: N(0, std^2), ``std = gain * sqrt(2 / (fan_in + fan_out))``."""
 
-    pure_fills = True
+    pure_fills = "shape"
 
     def __init__(self, gain: float = 1.0):
         gain = checks.real(gain, "gain", "XavierNormal", above=0, error=InitializerError)
@@ -156,7 +156,7 @@ class KaimingUniform(VarianceScaling):
     ``gain = calculate_gain(nonlinearity, a)``. He et al., 2015.
     """
 
-    pure_fills = True
+    pure_fills = "shape"
 
     def __init__(self, a: float = 0, mode: str = "fan_in", nonlinearity: str = "leaky_relu"):
         super().__init__(calculate_gain(nonlinearity, a) ** 2, _kaiming_mode(mode, "KaimingUniform"), "uniform")
@@ -166,7 +166,7 @@ class KaimingUniform(VarianceScaling):
 class KaimingNormal(VarianceScaling):
     """``torch.nn.init.kaiming_normal_``: N(0, std^2), ``std = gain / sqrt(fan_mode)``."""
 
-    pure_fills = True
+    pure_fills = "shape"
 
     def __init__(self, a: float = 0, mode: str = "fan_in", nonlinearity: str = "leaky_relu"):
         super().__init__(calculate_gain(nonlinearity, a) ** 2, _kaiming_mode(mode, "KaimingNormal"), "normal")

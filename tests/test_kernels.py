@@ -367,5 +367,8 @@ def test_a_wheel_carries_the_kernel_sources(tmp_path):
         pytest.skip(f"cannot build a wheel here: {out.stderr[-300:]}")
     (wheel,) = tmp_path.glob("gpuinit-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    for source in ("philox.cuh", "init_kernels.cu", "host.cpp"):
+    for source in ("philox.cuh", "init_kernels.cu", "host.cpp", "cpu_engine.cpp", "host_simd.h"):
         assert f"gpuinit/kernels/{source}" in names
+    # and the compiled CPU engine, built with the wheel where a compiler is
+    if shutil.which("c++") or shutil.which("g++"):
+        assert any(n.startswith("gpuinit/kernels/_cpu.") for n in names), names

@@ -308,7 +308,7 @@ class Launches:
 
     def __init__(self, device, items):
         self.device = device
-        self._items = items  # (kernel, device table, jobs, total groups, device chunk map or 0, nbytes)
+        self._items = items  # (kernel, device table, jobs, total groups, device chunk map, nbytes)
 
     @property
     def nbytes(self) -> int:
@@ -346,7 +346,11 @@ def prepare(device, base: int, nbytes: int, jobs) -> Launches:
     with device.activate():
         mod, _ = compiled(device)
         for launch in launch_tables(base, jobs, nbytes):
-            d_chunks = cupy.asarray(launch.chunk_job) if launch.chunk_job is not None else np.uint64(0)
+            # A table of one job needs no map, but the kernel gets a real (all-zero) one rather than
+            # a null pointer: no scalar-as-pointer argument to trust.
+            chunks = launch.chunk_job if launch.chunk_job is not None else np.zeros(
+                -(-launch.total_groups >> CHUNK_SHIFT), np.uint32)
+            d_chunks = cupy.asarray(chunks)
             items.append((mod.get_function(name_expression(launch.dtype, launch.family)),
                           cupy.asarray(launch.table.view(np.uint8)), len(launch.table), launch.total_groups,
                           d_chunks, launch.nbytes))

@@ -53,6 +53,10 @@ class _Access:
     The changing thread may also use them; a waiting change holds back new users, so a stream of
     forward passes cannot starve an initialization. Changing from inside a use on the same thread
     (``set_data`` in a ``forward``) would deadlock, and is refused with an error instead.
+
+    Known limit: a use is held per thread. A ``forward`` that hands sub-block calls to worker
+    threads, while another thread waits to change parameters, deadlocks: the workers queue behind
+    the waiting change, which waits for the forward. Call sub-blocks on the forward's own thread.
     """
 
     def __init__(self):
@@ -92,6 +96,12 @@ class _Access:
     def changing(self, what: str):
         me = threading.get_ident()
         if self._changer == me:
+            if current_step() is not None:
+                # Inside a forward (or an initializer) that a step runs: a change made here would
+                # commit on its own, and survive that step's failure.
+                raise GpuInitError(f"cannot {what} while this thread is running a forward pass or an "
+                                   "initializer: parameters change only between passes; do it before "
+                                   "or after the call")
             self._depth += 1
             try:
                 yield
@@ -368,16 +378,26 @@ def infer_shapes(block, args, kwargs, call, record=False):
 
 def set_shape(param, shape) -> None:
     """Fill in ``param``'s unknown dimensions (the ``Parameter.shape`` setter)."""
-    with access.changing("change a parameter's shape"):
+    running = current_step()
+    if running is not None:
+        # Set inside a forward that a step runs (a shape pass, the first forward), as Gluon layers
+        # do: the change is that step's, committed with it or undone with it.
+        _stage_shape(running, param, shape)
+        return
+    with access.changing("change a parameter's shape"), _step() as step:
+        _stage_shape(step, param, shape)
+        step.commit()
+
+
+def _stage_shape(step, param, shape) -> None:
+    with staging(step):
         state = param._with_shape(shape)
         if state.shape == param.shape:
             return
         if param.initialized:
             raise ShapeError(f"parameter {param.name!r} is initialized with shape {param.shape!r}; "
                              f"its shape cannot change to {shape!r}")
-        with _step() as step:
-            step.stage(param, state)
-            step.commit()
+        step.stage(param, state)
 
 
 # --- the first forward pass -----------------------------------------------------------------------
@@ -493,12 +513,12 @@ def _fill_of(param, request, shape):
     desc = InitDesc(param.name, param.role, request.path, shape, param.dtype, request.own)
     try:
         return request.initializer.fill_for(desc)
+    except MemoryError:
+        raise  # gpuinit's OutOfMemoryError included: out of memory is reported as such
     except GpuInitError as exc:
         if param.name in str(exc):
             raise
         raise type(exc)(f"parameter {param.name!r} (shape {shape!r}): {exc}") from exc
-    except MemoryError:
-        raise
     except Exception as exc:
         raise InitializerError(f"initializer {request.initializer!r} cannot fill parameter "
                                f"{param.name!r} (shape {shape!r}): {type(exc).__name__}: "
@@ -511,13 +531,13 @@ def _run_hook(param, request, hook, array) -> None:
     try:
         with Stream(request.key):
             hook(array)
+    except MemoryError:
+        raise  # gpuinit's OutOfMemoryError included: out of memory is reported as such
     except GpuInitError as exc:
         if param.name in str(exc):
             raise
         raise InitializerError(f"initializing parameter {param.name!r} (shape "
                                f"{param.shape!r}) failed: {exc}") from exc
-    except MemoryError:
-        raise
     except Exception as exc:
         raise InitializerError(f"initializer {request.initializer!r} failed on parameter "
                                f"{param.name!r} (shape {param.shape!r}): "

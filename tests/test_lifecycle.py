@@ -720,3 +720,57 @@ def test_changing_parameters_inside_a_forward_is_refused_not_deadlocked():
     net.initialize(device="cpu")
     with pytest.raises(GpuInitError, match="forward pass"):
         net(np.ones((1, 2), np.float32))
+
+
+class SetsShapeThenFails(nn.Block):
+    """Sets its weight's shape in forward, Gluon-style, then refuses negative inputs."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = gpuinit.Parameter("w", shape=(4, 0), role="weight")
+
+    def forward(self, x):
+        self.w.shape = (4, x.shape[1])
+        y = self._value(self.w, x)
+        if not is_meta(x) and float(to_numpy(x).min()) < 0:
+            raise ValueError("negative input")
+        return y
+
+
+def test_a_shape_set_in_a_failing_first_forward_is_undone():
+    b = SetsShapeThenFails()
+    b.initialize(device="cpu", seed=0)
+    with pytest.raises(ValueError, match="negative input"):
+        b(-np.ones((7, 5), np.float32))
+    assert b.w.shape == (4, 0) and b.w.deferred
+    b(np.ones((7, 3), np.float32))  # the next good call picks the shape afresh
+    assert b.w.shape == (4, 3) and b.w.initialized
+
+
+def test_initialize_inside_a_first_forward_is_refused():
+    class InitializesInside(nn.Block):
+        def __init__(self):
+            super().__init__()
+            self.d = nn.Dense(2)
+            self.other = nn.Dense(2, in_units=2)
+
+        def forward(self, x):
+            self.other.initialize(device="cpu")
+            return self.d(x)
+
+    net = InitializesInside()
+    net.d.initialize(device="cpu")
+    with pytest.raises(GpuInitError, match="initialize parameters while this thread"):
+        net(np.ones((1, 3), np.float32))
+    assert not net.other.weight.initialized and net.d.weight.deferred
+
+
+def test_out_of_memory_in_a_python_initializer_stays_out_of_memory():
+    from gpuinit.errors import OutOfMemoryError
+
+    class Exhausted(init.Initializer):
+        def _init_weight(self, name, arr):
+            raise OutOfMemoryError("no room")
+
+    with pytest.raises(MemoryError, match="no room"):
+        nn.Dense(4, in_units=3).initialize(Exhausted(), device="cpu", seed=0)

@@ -176,6 +176,8 @@ class Step:
 
     def commit(self) -> None:
         """Make every staged state every thread's, and count the step's arenas as live."""
+        if not self.changes and not self.arenas:
+            return  # nothing changed: the blocks' cached answers stay valid
         saved = [(p, p._state) for p, _ in self.changes.values()]
         try:
             for param, state in self.changes.values():
@@ -390,14 +392,15 @@ def set_shape(param, shape) -> None:
 
 
 def _stage_shape(step, param, shape) -> None:
-    with staging(step):
-        state = param._with_shape(shape)
-        if state.shape == param.shape:
-            return
-        if param.initialized:
-            raise ShapeError(f"parameter {param.name!r} is initialized with shape {param.shape!r}; "
-                             f"its shape cannot change to {shape!r}")
-        step.stage(param, state)
+    """Stage ``param``'s new shape in ``step`` (this thread reads the step's states already where
+    it is running; a fresh step has staged nothing yet)."""
+    state = param._with_shape(shape)
+    if state.shape == param.shape:
+        return
+    if param.initialized:
+        raise ShapeError(f"parameter {param.name!r} is initialized with shape {param.shape!r}; "
+                         f"its shape cannot change to {shape!r}")
+    step.stage(param, state)
 
 
 # --- the first forward pass -----------------------------------------------------------------------

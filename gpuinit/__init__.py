@@ -27,9 +27,15 @@ from .planning import Plan, plan
 from .sharding import shard
 from .streams import seed
 
+# MXNet's namespaces, so Gluon 1.x code runs with ``import gpuinit as mx`` (issue 9, surface)
+from . import base, context, gluon  # noqa: E402
+from .base import MXNetError  # noqa: E402
+from .nd import random  # noqa: E402  (mx.random.seed, mx.random.uniform, ...)
+
 __version__ = "0.1.0"
 
 __all__ = ["ArgumentError", "ArgumentTypeError", "DeferredInitializationError", "Device", "DeviceError",
            "GpuInitError", "InitializerError", "OutOfMemoryError", "Parameter", "ParameterDict", "PlanError",
            "ShapeError", "UninitializedParameterError", "as_device", "cpu", "default_device",
-           "gpu", "init", "nd", "nn", "plan", "Plan", "seed", "shard"]
+           "gpu", "init", "nd", "nn", "plan", "Plan", "seed", "shard",
+           "MXNetError", "base", "context", "gluon", "random"]

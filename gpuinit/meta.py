@@ -62,14 +62,23 @@ class MetaArray:
 
     # --- shape manipulation ----------------------------------------------------------------
 
-    def reshape(self, *shape, **kwargs):
+    def reshape(self, *shape, reverse=False, **kwargs):
+        if "shape" in kwargs:
+            shape = (kwargs.pop("shape"),)
         if len(shape) == 1 and not isinstance(shape[0], (int, np.integer)):
             shape = tuple(shape[0])
+        shape = gluon_reshape_shape(self.shape, shape, reverse, self.size)
         try:
             new = _dummy(self.shape).reshape(shape).shape
         except ValueError as exc:
             raise ShapeError(f"cannot reshape an array of shape {self.shape} into {shape}: {exc}") from None
         return MetaArray(new, self.dtype)
+
+    def reshape_like(self, other):
+        return self.reshape(tuple(other.shape))
+
+    def expand_dims(self, axis):
+        return self[(slice(None),) * (axis % (self.ndim + 1)) + (None,)]
 
     def transpose(self, *axes):
         if len(axes) == 1 and not isinstance(axes[0], (int, np.integer)):
@@ -121,10 +130,76 @@ class MetaArray:
 
     var = std = mean
 
-    def argmax(self, axis=None):
-        return self._reduce(axis, False, np.int64)
+    def argmax(self, axis=None, keepdims=False):
+        return self._reduce(axis, keepdims, np.int64)
 
     argmin = argmax
+
+    def norm(self, ord=2, axis=None, keepdims=False):
+        kind = self.dtype if self.dtype.kind == "f" else np.float64
+        return self._reduce(axis, keepdims, kind)
+
+    # --- MXNet NDArray's methods, where a forward may call them ------------------------------
+
+    @property
+    def context(self):
+        """The device the real arrays of this pass live on, where known; else the CPU."""
+        from .device import cpu
+        return getattr(self, "_device", None) or cpu()
+
+    ctx = context
+
+    def abs(self):
+        return np.absolute(self)
+
+    def exp(self):
+        return np.exp(self)
+
+    def log(self):
+        return np.log(self)
+
+    def sqrt(self):
+        return np.sqrt(self)
+
+    def square(self):
+        return np.square(self)
+
+    def sign(self):
+        return np.sign(self)
+
+    def relu(self):
+        return np.maximum(self, 0)
+
+    def sigmoid(self):
+        return 1 / (1 + np.exp(-self))
+
+    def softmax(self, axis=-1):
+        return MetaArray(self.shape, self.dtype)
+
+    def copyto(self, other):
+        return MetaArray(self.shape, self.dtype)
+
+    def as_in_context(self, context):
+        return self
+
+    def wait_to_read(self) -> None:
+        pass
+
+    def attach_grad(self, grad_req="write", stype=None) -> None:
+        pass
+
+    def asnumpy(self):
+        raise PlanError("asnumpy() needs the values of an array, and a shape-only pass has none; keep "
+                        "value-dependent code out of forward, or give the layers their input sizes "
+                        "(in_units=, in_channels=) so that no shape inference runs")
+
+    def asscalar(self):
+        raise PlanError("asscalar() needs the value of an array, and a shape-only pass has none: control "
+                        "flow on values (a while loop on a norm) cannot be followed by shape inference; "
+                        "give the layers of this block their input sizes (in_units=, in_channels=) so "
+                        "that no shape inference runs, or move the value-dependent code out of forward")
+
+    item = asscalar
 
     # --- arithmetic: NumPy ufuncs with broadcasting ------------------------------------------
 
@@ -168,6 +243,70 @@ class MetaArray:
 
 
 # --- shape rules of the NumPy functions a forward may call on MetaArrays -----------------------
+
+
+def gluon_reshape_shape(shape, spec, reverse=False, size=None):
+    """The NumPy shape (``-1`` allowed) that MXNet's ``reshape(spec)`` means for an array of ``shape``.
+
+    MXNet's special values: ``0`` copies the input's dimension, ``-1`` is inferred, ``-2`` copies
+    all remaining input dimensions, ``-3`` is the product of the next two input dimensions, ``-4``
+    splits the next input dimension into the two values that follow it (one may be ``-1``).
+    ``reverse`` matches the special values from the right. A ``spec`` without ``0``, ``-2``,
+    ``-3`` or ``-4`` (or an empty array, where ``0`` is NumPy's size 0) is returned as it is.
+
+    Raises:
+        ShapeError: a special value with no input dimension left to refer to, or a ``-4`` split
+            that does not divide its dimension.
+    """
+    spec = tuple(int(d) for d in spec)
+    if not any(d == 0 or d < -1 for d in spec) or size == 0:
+        return spec
+    src = tuple(shape)
+    if reverse:
+        src, spec = src[::-1], spec[::-1]
+
+    def need(i, count, value):
+        if i + count > len(src):
+            raise ShapeError(f"reshape {spec!r}: special value {value} refers to input dimension {i + count - 1} "
+                             f"but the input has shape {tuple(shape)}")
+
+    out, i, j = [], 0, 0
+    while j < len(spec):
+        d = spec[j]
+        if d > 0 or d == -1:
+            out.append(d)
+            i += 1
+        elif d == 0:
+            need(i, 1, 0)
+            out.append(src[i])
+            i += 1
+        elif d == -2:
+            out.extend(src[i:])
+            i = len(src)
+        elif d == -3:
+            need(i, 2, -3)
+            out.append(src[i] * src[i + 1])
+            i += 2
+        elif d == -4:
+            need(i, 1, -4)
+            if j + 2 >= len(spec):
+                raise ShapeError(f"reshape {spec!r}: -4 must be followed by the two sizes to split into")
+            a, b = spec[j + 1], spec[j + 2]
+            whole = src[i]
+            if a == -1 and b > 0:
+                a = whole // b
+            elif b == -1 and a > 0:
+                b = whole // a
+            if a < 1 or b < 1 or a * b != whole:
+                raise ShapeError(f"reshape {spec!r}: cannot split dimension {whole} of shape {tuple(shape)} into "
+                                 f"({spec[j + 1]}, {spec[j + 2]})")
+            out.extend((a, b))
+            i += 1
+            j += 2
+        else:
+            raise ShapeError(f"reshape {spec!r}: {d} is not a size or one of the special values 0, -1, -2, -3, -4")
+        j += 1
+    return tuple(out[::-1]) if reverse else tuple(out)
 
 
 def matmul_shape(a, b):

@@ -135,8 +135,15 @@ def batch_norm(x, gamma, beta, mean, var, eps=1e-5, axis=1):
     return y.astype(x.dtype, copy=False)
 
 
+_SPATIAL_NAMES = {1: "NCW", 2: "NCHW", 3: "NCDHW"}
+
+
+def _ntuple(v, k, name, where, minimum=1):
+    return checks.int_tuple(v, k, name, where, minimum=minimum)
+
+
 def _pair(v, name, where="conv2d", minimum=1):
-    return checks.int_tuple(v, 2, name, where, minimum=minimum)
+    return _ntuple(v, 2, name, where, minimum)
 
 
 def conv_output_size(size, kernel, stride, pad, dilation=1):
@@ -144,26 +151,41 @@ def conv_output_size(size, kernel, stride, pad, dilation=1):
     return (size + 2 * pad - dilation * (kernel - 1) - 1) // stride + 1
 
 
-def _windows(x, kernel, stride, dilation, out_hw):
-    """A view of ``x`` (N, C, H, W) as (N, C, OH, OW, KH, KW) windows; no copy.
+def pool_output_size(size, kernel, stride, pad, ceil_mode=False):
+    """Output length of a pooling window along one axis: floor, or with ``ceil_mode`` MXNet's
+    ``'full'`` convention (a last, partial window is kept)."""
+    if ceil_mode:
+        return -(-(size + 2 * pad - kernel) // stride) + 1
+    return (size + 2 * pad - kernel) // stride + 1
+
+
+def deconv_output_size(size, kernel, stride, pad, dilation=1, output_padding=0):
+    """Output length of a transposed convolution along one axis."""
+    return (size - 1) * stride - 2 * pad + dilation * (kernel - 1) + 1 + output_padding
+
+
+def _windows(x, kernel, stride, dilation, out_size):
+    """A view of ``x`` (N, C, *spatial) as (N, C, *out_size, *kernel) windows; no copy.
 
     Only reached with checked arguments: positive kernel, strides and dilation, and an output
-    size that :func:`conv_output_size` derived from ``x``'s own shape, so every window lies in ``x``.
+    size derived from ``x``'s own shape, so every window lies in ``x``.
     """
     xp = array_module_of(x)
-    n, c = x.shape[:2]
     s = x.strides
+    k = len(kernel)
     return xp.lib.stride_tricks.as_strided(
-        x, shape=(n, c, out_hw[0], out_hw[1], kernel[0], kernel[1]),
-        strides=(s[0], s[1], s[2] * stride[0], s[3] * stride[1], s[2] * dilation[0], s[3] * dilation[1]),
+        x, shape=tuple(x.shape[:2]) + tuple(out_size) + tuple(kernel),
+        strides=s[:2] + tuple(s[2 + a] * stride[a] for a in range(k))
+        + tuple(s[2 + a] * dilation[a] for a in range(k)),
         writeable=False)
 
 
-def _pad_hw(x, pad, value=0.0):
-    if pad == (0, 0):
+def _pad_spatial(x, before, after=None, value=0.0):
+    after = before if after is None else after
+    if not any(before) and not any(after):
         return x
     xp = array_module_of(x)
-    return xp.pad(x, ((0, 0), (0, 0), (pad[0], pad[0]), (pad[1], pad[1])), constant_values=value)
+    return xp.pad(x, ((0, 0), (0, 0)) + tuple(zip(before, after)), constant_values=value)
 
 
 # Above this many bytes, a temporary of a convolution or pooling is checked against free memory
@@ -183,9 +205,10 @@ def _check_room(x, nbytes: int, what: str) -> None:
                                f"{free:,} free; use smaller inputs or less padding")
 
 
-def _image_input(x, what):
-    if x.ndim != 4:
-        raise ShapeError(f"{what} expects NCHW input (4 dimensions), got shape {tuple(x.shape)}")
+def _image_input(x, what, k=2):
+    if x.ndim != k + 2:
+        raise ShapeError(f"{what} expects {_SPATIAL_NAMES[k]} input ({k + 2} dimensions), got shape "
+                         f"{tuple(x.shape)}")
     if not _real(x.dtype):
         raise ArgumentTypeError(f"{what}: input must hold real numbers, got dtype {x.dtype}")
 
@@ -195,6 +218,17 @@ def _real(dtype) -> bool:
     return is_real(dtype)
 
 
+def _spatial_rank(x, where):
+    k = len(x.shape) - 2
+    if k not in _SPATIAL_NAMES:
+        raise ShapeError(f"{where} expects NCW, NCHW or NCDHW input (3 to 5 dimensions), got shape "
+                         f"{tuple(x.shape)}")
+    return k
+
+
+_LETTERS = "yxz"
+
+
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """2-D convolution (cross-correlation) in NCHW; ``weight`` is (O, C/groups, KH, KW).
 
@@ -202,41 +236,118 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
         ArgumentError: a stride or dilation below 1, a negative padding, groups that do not divide
             the channels; ShapeError: shapes that do not fit, or an input too small for the kernel.
     """
-    stride, padding = _pair(stride, "strides"), _pair(padding, "padding", minimum=0)
-    dilation = _pair(dilation, "dilation")
-    groups = checks.positive_int(groups, "groups", "conv2d")
-    _image_input(x, "conv2d")
-    if len(weight.shape) != 4:
-        raise ShapeError(f"conv2d: weight must be (out_channels, in_channels/groups, kh, kw), got shape "
-                         f"{tuple(weight.shape)}")
-    n, c, h, w = x.shape
-    o, cg, kh, kw = weight.shape
-    if min(o, cg, kh, kw) < 1:
-        raise ShapeError(f"conv2d: weight shape {tuple(weight.shape)} has an empty dimension")
+    return conv(x, weight, bias, stride, padding, dilation, groups, k=2, where="conv2d")
+
+
+def conv(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, k=None, where="conv"):
+    """Convolution (cross-correlation) over 1, 2 or 3 spatial axes, channels first (NCW, NCHW,
+    NCDHW); ``weight`` is (O, C/groups, *kernel).
+
+    Raises:
+        ArgumentError: a stride or dilation below 1, a negative padding, groups that do not divide
+            the channels; ShapeError: shapes that do not fit, or an input too small for the kernel.
+    """
+    k = _spatial_rank(x, where) if k is None else k
+    stride, padding = _ntuple(stride, k, "strides", where), _ntuple(padding, k, "padding", where, minimum=0)
+    dilation = _ntuple(dilation, k, "dilation", where)
+    groups = checks.positive_int(groups, "groups", where)
+    _image_input(x, where, k)
+    if len(weight.shape) != k + 2:
+        raise ShapeError(f"{where}: weight must be (out_channels, in_channels/groups, *kernel) with {k} kernel "
+                         f"dimensions, got shape {tuple(weight.shape)}")
+    n, c, *size = x.shape
+    o, cg, *kernel = weight.shape
+    if min(weight.shape) < 1:
+        raise ShapeError(f"{where}: weight shape {tuple(weight.shape)} has an empty dimension")
     if c != cg * groups or o % groups:
-        raise ShapeError(f"conv2d: input has {c} channels and weight shape {tuple(weight.shape)} with "
+        raise ShapeError(f"{where}: input has {c} channels and weight shape {tuple(weight.shape)} with "
                          f"groups={groups}; the input needs {cg * groups} channels and {o} must divide by "
                          f"{groups}")
     if bias is not None and tuple(bias.shape) != (o,):
-        raise ShapeError(f"conv2d: bias must have shape ({o},), got {tuple(bias.shape)}")
-    out_hw = (conv_output_size(h, kh, stride[0], padding[0], dilation[0]),
-              conv_output_size(w, kw, stride[1], padding[1], dilation[1]))
-    if min(out_hw) < 1 or n < 0:
-        raise ShapeError(f"convolution input {tuple(x.shape)} is too small for kernel {(kh, kw)} with "
-                         f"padding {padding} and dilation {dilation}: the output would be {out_hw}; use a "
+        raise ShapeError(f"{where}: bias must have shape ({o},), got {tuple(bias.shape)}")
+    out = tuple(conv_output_size(size[a], kernel[a], stride[a], padding[a], dilation[a]) for a in range(k))
+    if min(out) < 1:
+        raise ShapeError(f"convolution input {tuple(x.shape)} is too small for kernel {tuple(kernel)} with "
+                         f"padding {padding} and dilation {dilation}: the output would be {out}; use a "
                          "larger input, more padding or less dilation")
     if is_meta(x, weight):
-        return MetaArray((n, o) + out_hw, x.dtype)
+        return MetaArray((n, o) + out, x.dtype)
     itemsize = np.dtype(x.dtype).itemsize
-    _check_room(x, n * c * (h + 2 * padding[0]) * (w + 2 * padding[1]) * itemsize, "conv2d's padded input")
-    _check_room(x, n * o * out_hw[0] * out_hw[1] * 8, "conv2d's output")
-    win = _windows(_pad_hw(x, padding), (kh, kw), stride, dilation, out_hw)
-    win = win.reshape(n, groups, c // groups, out_hw[0], out_hw[1], kh, kw)
-    wg = weight.reshape(groups, o // groups, cg, kh, kw)
-    y = np.einsum("ngcyxij,gocij->ngoyx", win, wg, optimize=True).reshape(n, o, *out_hw)
+    _check_room(x, n * c * math.prod(s + 2 * p for s, p in zip(size, padding)) * itemsize,
+                f"{where}'s padded input")
+    _check_room(x, n * o * math.prod(out) * 8, f"{where}'s output")
+    win = _windows(_pad_spatial(x, padding), tuple(kernel), stride, dilation, out)
+    win = win.reshape((n, groups, c // groups) + out + tuple(kernel))
+    wg = weight.reshape((groups, o // groups, cg) + tuple(kernel))
+    sp, ker = _LETTERS[:k], "ijl"[:k]
+    y = np.einsum(f"ngc{sp}{ker},goc{ker}->ngo{sp}", win, wg, optimize=True).reshape((n, o) + out)
     if bias is not None:
-        y = y + bias.reshape(1, o, 1, 1)
-    return y.astype(x.dtype, copy=False)
+        y = y + bias.reshape((1, o) + (1,) * k)
+    return _keep_type(x, y.astype(x.dtype, copy=False))
+
+
+def conv_transpose(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, output_padding=0,
+                   k=None, where="conv_transpose"):
+    """Transposed convolution (the gradient of :func:`conv` with respect to its input), channels
+    first; ``weight`` is (C, O/groups, *kernel), as MXNet's Deconvolution takes it.
+
+    Each output length is ``(n - 1) * stride - 2 * padding + dilation * (kernel - 1) + 1 +
+    output_padding``.
+
+    Raises:
+        ArgumentError: a stride or dilation below 1, a negative padding or output_padding, an
+            output_padding not below its stride or dilation; ShapeError: shapes that do not fit.
+    """
+    k = _spatial_rank(x, where) if k is None else k
+    stride, padding = _ntuple(stride, k, "strides", where), _ntuple(padding, k, "padding", where, minimum=0)
+    dilation = _ntuple(dilation, k, "dilation", where)
+    output_padding = _ntuple(output_padding, k, "output_padding", where, minimum=0)
+    groups = checks.positive_int(groups, "groups", where)
+    for a in range(k):
+        if output_padding[a] >= max(stride[a], dilation[a]):
+            raise ArgumentError(f"{where}: output_padding {output_padding} must be smaller than the strides "
+                                f"{stride} or the dilation {dilation} on each axis; use a smaller "
+                                "output_padding")
+    _image_input(x, where, k)
+    if len(weight.shape) != k + 2:
+        raise ShapeError(f"{where}: weight must be (in_channels, out_channels/groups, *kernel) with {k} "
+                         f"kernel dimensions, got shape {tuple(weight.shape)}")
+    n, c, *size = x.shape
+    cw, og, *kernel = weight.shape
+    if min(weight.shape) < 1:
+        raise ShapeError(f"{where}: weight shape {tuple(weight.shape)} has an empty dimension")
+    if c != cw or c % groups:
+        raise ShapeError(f"{where}: input has {c} channels and weight shape {tuple(weight.shape)} with "
+                         f"groups={groups}; the input needs {cw} channels, a multiple of {groups}")
+    o = og * groups
+    if bias is not None and tuple(bias.shape) != (o,):
+        raise ShapeError(f"{where}: bias must have shape ({o},), got {tuple(bias.shape)}")
+    out = tuple(deconv_output_size(size[a], kernel[a], stride[a], padding[a], dilation[a], output_padding[a])
+                for a in range(k))
+    if min(out) < 1 or min(size) < 1:
+        raise ShapeError(f"transposed convolution of input {tuple(x.shape)} with kernel {tuple(kernel)}, padding "
+                         f"{padding} gives output {out}; use less padding or a larger input")
+    if is_meta(x, weight):
+        return MetaArray((n, o) + out, x.dtype)
+    full = tuple((size[a] - 1) * stride[a] + dilation[a] * (kernel[a] - 1) + 1 + output_padding[a]
+                 for a in range(k))
+    _check_room(x, n * o * math.prod(full) * 8, f"{where}'s output")
+    xp = array_module_of(x)
+    acc = np.result_type(x.dtype, weight.dtype, np.float32)
+    buf = xp.zeros((n, groups, og) + full, dtype=acc)
+    xg = x.reshape((n, groups, c // groups) + tuple(size))
+    wg = weight.reshape((groups, c // groups, og) + tuple(kernel))
+    sp = _LETTERS[:k]
+    for offset in np.ndindex(*kernel):
+        part = np.einsum(f"ngc{sp},gco->ngo{sp}", xg, wg[(Ellipsis,) + offset], optimize=True)
+        index = tuple(slice(offset[a] * dilation[a], offset[a] * dilation[a] + (size[a] - 1) * stride[a] + 1,
+                            stride[a]) for a in range(k))
+        buf[(slice(None),) * 3 + index] += part
+    crop = tuple(slice(padding[a], padding[a] + out[a]) for a in range(k))
+    y = buf.reshape((n, o) + full)[(slice(None),) * 2 + crop]
+    if bias is not None:
+        y = y + bias.reshape((1, o) + (1,) * k)
+    return _keep_type(x, y.astype(x.dtype))
 
 
 def pool2d(x, pool_type, pool_size, stride=None, padding=0, count_include_pad=True):
@@ -246,34 +357,81 @@ def pool2d(x, pool_type, pool_size, stride=None, padding=0, count_include_pad=Tr
         ArgumentError: a window or stride below 1, a padding below 0 or above half the window, an
             unknown ``pool_type``; ShapeError: an input too small for the window.
     """
-    checks.choice(pool_type, ("max", "avg"), "pool_type", "pool2d")
-    kernel = _pair(pool_size, "pool_size", "pool2d")
-    stride = _pair(stride if stride is not None else kernel, "strides", "pool2d")
-    padding = _pair(padding, "padding", "pool2d", minimum=0)
-    if 2 * padding[0] > kernel[0] or 2 * padding[1] > kernel[1]:
-        raise ArgumentError(f"pool2d: padding {padding} must be at most half the window {kernel}, or "
+    return pool(x, pool_type, pool_size, stride, padding, count_include_pad, k=2, where="pool2d")
+
+
+def pool(x, pool_type, pool_size, stride=None, padding=0, count_include_pad=True, ceil_mode=False, k=None,
+         where="pool"):
+    """Max or average pooling over 1, 2 or 3 spatial axes, channels first.
+
+    ``ceil_mode`` keeps a last, partial window (MXNet's ``pooling_convention='full'``, with its
+    output sizes); average pooling divides by the window's elements inside the padded input
+    (``count_include_pad``) or inside the input alone. A last window that holds padding alone gives
+    ``-inf`` (max) or 0 (average); one that would start beyond the padded input is refused.
+
+    Raises:
+        ArgumentError: a window or stride below 1, a padding below 0 or above half the window, an
+            unknown ``pool_type``; ShapeError: an input too small for the window.
+    """
+    k = _spatial_rank(x, where) if k is None else k
+    checks.choice(pool_type, ("max", "avg"), "pool_type", where)
+    kernel = _ntuple(pool_size, k, "pool_size", where)
+    stride = _ntuple(stride if stride is not None else kernel, k, "strides", where)
+    padding = _ntuple(padding, k, "padding", where, minimum=0)
+    if any(2 * p > w for p, w in zip(padding, kernel)):
+        raise ArgumentError(f"{where}: padding {padding} must be at most half the window {kernel}, or "
                             "some windows would hold only padding; use less padding")
-    _image_input(x, "pool2d")
-    n, c, h, w = x.shape
-    out_hw = (conv_output_size(h, kernel[0], stride[0], padding[0]),
-              conv_output_size(w, kernel[1], stride[1], padding[1]))
-    if min(out_hw) < 1:
+    _image_input(x, where, k)
+    n, c, *size = x.shape
+    out = tuple(pool_output_size(size[a], kernel[a], stride[a], padding[a], ceil_mode) for a in range(k))
+    if min(out) < 1:
         raise ShapeError(f"pooling input {tuple(x.shape)} is too small for window {kernel} with padding "
                          f"{padding}; use a larger input or a smaller window")
+    if ceil_mode and any((out[a] - 1) * stride[a] - padding[a] >= size[a] + padding[a] for a in range(k)):
+        raise ShapeError(f"{where}: with ceil_mode, input {tuple(x.shape)}, window {kernel}, strides {stride} "
+                         f"and padding {padding}, the last window would start beyond the padded input; use "
+                         "ceil_mode=False, a smaller stride or more padding")
     if is_meta(x):
-        return MetaArray((n, c) + out_hw, x.dtype)
-    _check_room(x, n * c * (h + 2 * padding[0]) * (w + 2 * padding[1]) * np.dtype(x.dtype).itemsize,
-                "pool2d's padded input")
+        return MetaArray((n, c) + out, x.dtype)
+    # what a last, partial window (ceil_mode) reaches beyond the padded input
+    extra = tuple(max(0, (out[a] - 1) * stride[a] + kernel[a] - size[a] - 2 * padding[a]) for a in range(k))
+    after = tuple(p + e for p, e in zip(padding, extra))
+    _check_room(x, n * c * math.prod(s + p + q for s, p, q in zip(size, padding, after))
+                * np.dtype(x.dtype).itemsize, f"{where}'s padded input")
+    xp = array_module_of(x)
+    dilation = (1,) * k
+    axes = tuple(range(-k, 0))
     if pool_type == "max":
-        low = -np.inf if np.dtype(x.dtype).kind == "f" else np.iinfo(x.dtype).min if np.dtype(x.dtype).kind in "iu" else 0
-        win = _windows(_pad_hw(x, padding, low), kernel, stride, (1, 1), out_hw)
-        return win.max(axis=(-2, -1))
-    win = _windows(_pad_hw(x, padding), kernel, stride, (1, 1), out_hw)
-    total = win.sum(axis=(-2, -1))
-    if count_include_pad or padding == (0, 0):
-        return (total / (kernel[0] * kernel[1])).astype(x.dtype, copy=False)
-    ones = _windows(_pad_hw(array_module_of(x).ones_like(x[:1, :1]), padding), kernel, stride, (1, 1), out_hw)
-    return (total / ones.sum(axis=(-2, -1))).astype(x.dtype, copy=False)
+        kind = np.dtype(x.dtype).kind
+        low = -np.inf if kind == "f" else np.iinfo(x.dtype).min if kind in "iu" else 0
+        win = _windows(_pad_spatial(x, padding, after, low), kernel, stride, dilation, out)
+        return _keep_type(x, win.max(axis=axes))
+    win = _windows(_pad_spatial(x, padding, after), kernel, stride, dilation, out)
+    total = win.sum(axis=axes)
+    if not any(extra) and (count_include_pad or not any(padding)):
+        return _keep_type(x, (total / math.prod(kernel)).astype(x.dtype, copy=False))
+    if count_include_pad:  # ones over the padded input, zeros beyond it
+        ones = _pad_spatial(xp.ones((1, 1) + tuple(s + 2 * p for s, p in zip(size, padding)), x.dtype),
+                            (0,) * k, extra)
+    else:
+        ones = _pad_spatial(xp.ones((1, 1) + tuple(size), x.dtype), padding, after)
+    # a last window of padding alone (ceil_mode) holds no input: its average is 0, not 0/0
+    count = xp.maximum(_windows(ones, kernel, stride, dilation, out).sum(axis=axes), 1)
+    return _keep_type(x, (total / count).astype(x.dtype, copy=False))
+
+
+def global_pool(x, pool_type, axes):
+    """Max or average over ``axes`` (the spatial ones), keeping them as size 1."""
+    if pool_type == "max":
+        return x.max(axis=axes, keepdims=True)
+    return x.mean(axis=axes, keepdims=True)
+
+
+def _keep_type(x, y):
+    """``y`` viewed as ``x``'s array subclass (``NDArray``) when NumPy returned a plain array."""
+    if type(y) is np.ndarray and isinstance(x, np.ndarray) and type(x) is not np.ndarray:
+        return y.view(type(x))
+    return y
 
 
 def causal_mask(t: int, like):

@@ -19,6 +19,7 @@ import weakref
 import numpy as np
 
 from .errors import OutOfMemoryError
+from .nd.ndarray import NDArray
 
 ALIGNMENT = 256  # bytes; CUDA's allocation granularity for coalesced access, fine for SIMD too
 
@@ -163,7 +164,10 @@ class ArenaSlice:
     def array(self):
         """The view, made on the first call and the same object after."""
         if self._array is None:
-            self._array = self.view()
+            view = self.view()
+            if type(view) is np.ndarray:  # on the CPU an NDArray (MXNet's methods) over the arena itself
+                view = NDArray(self.shape, self.dtype, buffer=self.arena, offset=self.offset)
+            self._array = view
         return self._array
 
 

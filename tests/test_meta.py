@@ -61,7 +61,7 @@ def test_operands_that_do_not_broadcast_raise_shape_error():
 def test_matmul_shapes_like_numpy_including_1d_operands(a, b):
     like_numpy(lambda x, y: x @ y, (a, F32), (b, F32))
     like_numpy(np.matmul, (a, F16), (b, F64))
-    assert nd.dot(meta(a), meta(b)).shape == (np.zeros(a) @ np.zeros(b)).shape
+    assert nd.matmul(meta(a), meta(b)).shape == (np.zeros(a) @ np.zeros(b)).shape
 
 
 def test_matmul_with_a_numpy_operand():

@@ -20,6 +20,7 @@ from .. import dtypes
 from ..device import device_of
 from ..draws import active_or_new_stream
 from ..errors import InitializerError
+from ..nd.ndarray import as_ndarray
 from ..streams import Fill
 
 ROLES = ("weight", "bias", "gamma", "beta", "running_mean", "running_var", "default")
@@ -124,7 +125,7 @@ class Initializer:
         hook = _HOOKS[role]
         if getattr(type(self), hook) is not getattr(Initializer, hook):
             bound = getattr(self, hook)
-            return lambda arr: bound(desc, arr)
+            return lambda arr: bound(desc, as_ndarray(arr))  # Gluon hooks use NDArray's methods
         return getattr(self, f"_{role}_fill")(desc)
 
     def __call__(self, desc, arr) -> None:

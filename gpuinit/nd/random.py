@@ -7,10 +7,14 @@ each call takes the next global seed (see ``gpuinit.seed``).
 
 from __future__ import annotations
 
+import numpy as np
+
 from .. import checks, dtypes
 from ..device import as_device
 from ..draws import active_or_new_stream
 from ..streams import Fill
+from ..streams import seed  # noqa: F401  (mx.random.seed)
+from .ndarray import NDArray
 
 
 def _draw(fill: Fill, shape, dtype, device, ctx, where):
@@ -18,21 +22,22 @@ def _draw(fill: Fill, shape, dtype, device, ctx, where):
     shape = checks.shape(shape, "shape", where)
     dtype = dtypes.as_dtype(dtype)
     fill.check(dtype, f"{where}'s output")  # before a stream (and an unseeded call's seed) is taken
-    return active_or_new_stream("nd.random").draw(fill, shape, dtype, device)
+    out = active_or_new_stream("nd.random").draw(fill, shape, dtype, device)
+    return out.view(NDArray) if type(out) is np.ndarray else out
 
 
 def _number(value, what, where, **bounds):
     return checks.real(value, what, where, **bounds)
 
 
-def uniform(low=0.0, high=1.0, shape=(1,), dtype="float32", device=None, ctx=None):
+def uniform(low=0.0, high=1.0, shape=(1,), dtype="float32", device=None, ctx=None, **kwargs):
     """Samples of U(low, high), of ``shape`` and ``dtype``, on ``device``."""
     where = "nd.random.uniform"
     low, high = _number(low, "low", where), _number(high, "high", where)
     return _draw(Fill.uniform(low, high), shape, dtype, device, ctx, where)
 
 
-def normal(loc=0.0, scale=1.0, shape=(1,), dtype="float32", device=None, ctx=None):
+def normal(loc=0.0, scale=1.0, shape=(1,), dtype="float32", device=None, ctx=None, **kwargs):
     """Samples of N(loc, scale^2), of ``shape`` and ``dtype``, on ``device``."""
     where = "nd.random.normal"
     fill = Fill.normal(_number(loc, "loc", where), _number(scale, "scale", where, minimum=0))

@@ -7,9 +7,13 @@ each parameter whose shape the input decides, then compute with ``gpuinit.ops``.
 
 from .basic_layers import Activation, Dense, Dropout, Embedding, Flatten
 from .block import Block, HybridBlock, HybridSequential, Sequential
-from .conv_layers import AvgPool2D, Conv2D, GlobalAvgPool2D, GlobalMaxPool2D, MaxPool2D
+from .conv_layers import (AvgPool1D, AvgPool2D, AvgPool3D, Conv1D, Conv1DTranspose, Conv2D, Conv2DTranspose,
+                          Conv3D, Conv3DTranspose, GlobalAvgPool1D, GlobalAvgPool2D, GlobalAvgPool3D,
+                          GlobalMaxPool1D, GlobalMaxPool2D, GlobalMaxPool3D, MaxPool1D, MaxPool2D, MaxPool3D)
 from .norm_layers import BatchNorm, LayerNorm, RMSNorm
 
-__all__ = ["Activation", "AvgPool2D", "BatchNorm", "Block", "Conv2D", "Dense", "Dropout",
-           "Embedding", "Flatten", "GlobalAvgPool2D", "GlobalMaxPool2D", "HybridBlock",
-           "HybridSequential", "LayerNorm", "MaxPool2D", "RMSNorm", "Sequential"]
+__all__ = ["Activation", "AvgPool1D", "AvgPool2D", "AvgPool3D", "BatchNorm", "Block", "Conv1D",
+           "Conv1DTranspose", "Conv2D", "Conv2DTranspose", "Conv3D", "Conv3DTranspose", "Dense", "Dropout",
+           "Embedding", "Flatten", "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalAvgPool3D", "GlobalMaxPool1D",
+           "GlobalMaxPool2D", "GlobalMaxPool3D", "HybridBlock", "HybridSequential", "LayerNorm", "MaxPool1D",
+           "MaxPool2D", "MaxPool3D", "RMSNorm", "Sequential"]

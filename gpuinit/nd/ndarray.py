@@ -1,0 +1,238 @@
+"""``NDArray``: a NumPy array with the conveniences of MXNet's NDArray.
+
+``NDArray`` subclasses ``numpy.ndarray``, so ``isinstance(x, numpy.ndarray)`` holds and every
+NumPy function, library and file format takes it unchanged; it only adds the methods MXNet Gluon
+code calls on arrays (``asnumpy``, ``asscalar``, ``context``, ``copyto``, ``as_in_context``,
+``norm``, ``exp``, ...) and MXNet's special values in ``reshape`` (``0`` copies a dimension,
+``-2`` copies the rest, ``-3`` merges two, ``-4`` splits one). The functions of ``gpuinit.nd``
+return it on the CPU, and so does ``Parameter.data()``.
+
+On a GPU, arrays stay plain ``cupy.ndarray``: ``gpuinit.nd``'s functions (``nd.asnumpy(x)``,
+``nd.norm(x)``, ...) work on them, the methods do not.
+
+Differences from MXNet, kept on purpose because they are NumPy's behaviour and NumPy code relies
+on it: full reductions (``x.sum()``, ``x.norm()``) give 0-d arrays rather than shape ``(1,)``;
+indexing every axis gives a NumPy scalar; comparisons give booleans; ``argmax`` gives integers;
+``flatten()`` flattens to one dimension (``nd.flatten(x)`` is MXNet's ``(N, -1)``). gpuinit has
+no autograd: ``attach_grad()`` only attaches a zero gradient buffer (``x.grad``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..backend import is_cupy_array, to_numpy
+from ..errors import ArgumentError, ArgumentTypeError
+from ..meta import gluon_reshape_shape
+
+
+class NDArray(np.ndarray):
+    """A ``numpy.ndarray`` with MXNet NDArray's methods (see the module docstring).
+
+    Make one with ``gpuinit.nd`` (``nd.array``, ``nd.zeros``, ``nd.random.uniform``, ...) or
+    view any NumPy array as one: ``a.view(NDArray)``.
+
+    Example:
+        >>> from gpuinit import nd
+        >>> x = nd.array([[3.0, 4.0]])
+        >>> float(x.norm().asscalar())
+        5.0
+        >>> x.reshape((0, -1, 1)).shape
+        (1, 2, 1)
+    """
+
+    # --- where it lives ----------------------------------------------------------------------
+
+    @property
+    def context(self):
+        """The device holding the array: always the CPU for an ``NDArray``."""
+        from ..device import cpu
+        return cpu()
+
+    ctx = context
+
+    @property
+    def stype(self) -> str:
+        """Storage type: always ``'default'`` (dense); gpuinit has no sparse storage."""
+        return "default"
+
+    def asnumpy(self) -> np.ndarray:
+        """A plain ``numpy.ndarray`` copy of the values."""
+        return np.array(self, copy=True, subok=False)
+
+    def asscalar(self):
+        """The value of a one-element array as a NumPy scalar.
+
+        Raises:
+            ArgumentError: the array does not have exactly one element.
+        """
+        if self.size != 1:
+            raise ArgumentError(f"asscalar: the array has shape {self.shape} ({self.size} elements); only a "
+                                "one-element array converts to a scalar; index it or reduce it first")
+        return np.asarray(self).reshape(-1)[0]
+
+    def copyto(self, other):
+        """Copy the values to a device (a new array there) or into an array of the same shape.
+
+        Args:
+            other: a device (``gpuinit.cpu()``, ``'cuda:0'``, ...) or an array to overwrite.
+
+        Returns:
+            The new array, or ``other`` after the copy.
+
+        Raises:
+            ShapeError: ``other`` is an array of another shape.
+        """
+        if hasattr(other, "shape") and hasattr(other, "dtype"):
+            if tuple(other.shape) != self.shape:
+                from ..errors import ShapeError
+                raise ShapeError(f"copyto: cannot copy an array of shape {self.shape} into one of shape "
+                                 f"{tuple(other.shape)}; the shapes must be equal")
+            if is_cupy_array(other):
+                other.set(np.ascontiguousarray(self, dtype=other.dtype))
+            else:
+                other[...] = self
+            return other
+        from . import array
+        return array(self, device=other, dtype=self.dtype)
+
+    def as_in_context(self, context):
+        """This array if it is already on ``context``, else a copy there."""
+        from ..device import as_device
+        device = as_device(context)
+        if not device.is_gpu:
+            return self
+        return self.copyto(device)
+
+    as_in_ctx = as_in_context
+
+    def wait_to_read(self) -> None:
+        """No-op: NumPy computes eagerly (MXNet's engine is asynchronous)."""
+
+    def tostype(self, stype):
+        """``self`` for ``'default'``; other storage types are not supported.
+
+        Raises:
+            ArgumentError: a sparse storage type.
+        """
+        if stype != "default":
+            raise ArgumentError(f"tostype: storage type {stype!r} is not supported; gpuinit arrays are dense "
+                                "('default')")
+        return self
+
+    def attach_grad(self, grad_req="write", stype=None) -> None:
+        """Attach a zero gradient buffer as ``self.grad``.
+
+        gpuinit has no autograd, so nothing ever writes to it; the method exists so that code which
+        attaches gradients before using an array still runs.
+        """
+        self.grad = np.zeros_like(self)
+
+    # --- MXNet's fluent methods ---------------------------------------------------------------
+
+    def abs(self):
+        return np.abs(self)
+
+    def exp(self):
+        return np.exp(self)
+
+    def log(self):
+        return np.log(self)
+
+    def sqrt(self):
+        return np.sqrt(self)
+
+    def square(self):
+        return np.square(self)
+
+    def sign(self):
+        return np.sign(self)
+
+    def relu(self):
+        return np.maximum(self, 0)
+
+    def sigmoid(self):
+        return 1 / (1 + np.exp(-self))
+
+    def softmax(self, axis=-1):
+        from ..ops import softmax
+        return softmax(self, axis=axis)
+
+    def norm(self, ord=2, axis=None, keepdims=False):
+        """The L2 (``ord=2``) or L1 (``ord=1``) norm over ``axis`` (all axes by default)."""
+        from . import norm
+        return norm(self, ord=ord, axis=axis, keepdims=keepdims)
+
+    def reshape(self, *shape, reverse=False, **kwargs):
+        """Reshape, with MXNet's special values ``0``, ``-1``, ``-2``, ``-3``, ``-4``.
+
+        ``shape`` may be given as one tuple, as separate integers, or as ``shape=``. On an empty
+        array, ``0`` keeps NumPy's meaning (a dimension of size 0).
+
+        Raises:
+            ShapeError: the new shape does not fit the array's size.
+        """
+        if "shape" in kwargs:
+            shape = (kwargs.pop("shape"),)
+        if kwargs:
+            return np.ndarray.reshape(self, *shape, **kwargs)
+        if len(shape) == 1 and not isinstance(shape[0], (int, np.integer)):
+            shape = tuple(shape[0])
+        return np.ndarray.reshape(self, gluon_reshape_shape(self.shape, shape, reverse, self.size))
+
+    def reshape_like(self, other):
+        return np.ndarray.reshape(self, tuple(other.shape))
+
+    def expand_dims(self, axis):
+        return np.expand_dims(self, axis)
+
+    def flip(self, axis):
+        return np.flip(self, axis)
+
+    def tile(self, reps):
+        return np.tile(self, reps)
+
+    def broadcast_to(self, shape):
+        return np.broadcast_to(self, tuple(shape))
+
+    def broadcast_like(self, other):
+        return np.broadcast_to(self, tuple(other.shape))
+
+    def slice_axis(self, axis, begin, end):
+        index = [slice(None)] * self.ndim
+        index[axis] = slice(begin, end)
+        return self[tuple(index)]
+
+    def one_hot(self, depth, on_value=1.0, off_value=0.0, dtype="float32"):
+        from . import one_hot
+        return one_hot(self, depth, on_value, off_value, dtype)
+
+    def as_np_ndarray(self) -> np.ndarray:
+        """The same memory as a plain ``numpy.ndarray`` (no copy)."""
+        return self.view(np.ndarray)
+
+    def __repr__(self) -> str:
+        return np.ndarray.__repr__(self).replace("NDArray(", "array(", 1)
+
+
+def as_ndarray(x):
+    """``x`` as an :class:`NDArray` view when it is a plain NumPy array; anything else unchanged.
+
+    CuPy arrays, shape-only arrays, NumPy scalars and arrays already ``NDArray`` come back as they are.
+    """
+    if type(x) is np.ndarray:
+        return x.view(NDArray)
+    return x
+
+
+def check_array(x, where: str):
+    """``x`` if it is an array (NumPy, CuPy or shape-only), else a clear error."""
+    if not (hasattr(x, "shape") and hasattr(x, "dtype")):
+        raise ArgumentTypeError(f"{where}: expected an array, got {type(x).__name__} {x!r}; wrap it with "
+                                "gpuinit.nd.array(...)")
+    return x
+
+
+def host_copy(x) -> np.ndarray:
+    """A plain NumPy array with ``x``'s values (a copy for device arrays)."""
+    return to_numpy(x)

@@ -32,10 +32,12 @@ from . import base, context, gluon  # noqa: E402
 from .base import MXNetError  # noqa: E402
 from .nd import random  # noqa: E402  (mx.random.seed, mx.random.uniform, ...)
 
+ndarray, initializer = nd, init  # MXNet's long names: mx.ndarray.empty, mx.initializer.Constant
+
 __version__ = "0.1.0"
 
 __all__ = ["ArgumentError", "ArgumentTypeError", "DeferredInitializationError", "Device", "DeviceError",
            "GpuInitError", "InitializerError", "OutOfMemoryError", "Parameter", "ParameterDict", "PlanError",
            "ShapeError", "UninitializedParameterError", "as_device", "cpu", "default_device",
            "gpu", "init", "nd", "nn", "plan", "Plan", "seed", "shard",
-           "MXNetError", "base", "context", "gluon", "random"]
+           "MXNetError", "base", "context", "gluon", "initializer", "ndarray", "random"]

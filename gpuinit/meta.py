@@ -77,6 +77,9 @@ class MetaArray:
     def reshape_like(self, other):
         return self.reshape(tuple(other.shape))
 
+    def squeeze(self, axis=None, inplace=False):
+        return MetaArray(np.squeeze(_dummy(self.shape), axis).shape, self.dtype)
+
     def expand_dims(self, axis):
         return self[(slice(None),) * (axis % (self.ndim + 1)) + (None,)]
 

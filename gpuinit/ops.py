@@ -60,6 +60,43 @@ def silu(x):
     return x * sigmoid(x)
 
 
+_SELU_SCALE, _SELU_ALPHA = 1.0507009873554804934193349852946, 1.6732632423543772848170429916717
+
+
+def leaky_relu(x, act_type="leaky", slope=0.25, gamma=None, lower_bound=0.125, upper_bound=0.334):
+    """MXNet's ``LeakyReLU`` family, at inference.
+
+    ``leaky``: ``x`` or ``slope * x`` below 0; ``prelu``: the same with the learned slopes
+    ``gamma`` (one per channel, axis 1, or one for all); ``elu``: ``slope * (exp(x) - 1)`` below 0;
+    ``selu``: the self-normalizing scaled ELU; ``gelu``: GELU (tanh approximation); ``rrelu``: the
+    mean slope ``(lower_bound + upper_bound) / 2`` (its inference form).
+
+    Raises:
+        ArgumentError: an unknown ``act_type``; ShapeError: ``gamma`` that fits no channel axis.
+    """
+    checks.choice(act_type, ("leaky", "prelu", "elu", "selu", "gelu", "rrelu"), "act_type", "LeakyReLU")
+    if act_type == "gelu":
+        return gelu(x)
+    if is_meta(x, gamma):
+        return MetaArray(x.shape, x.dtype)
+    if act_type == "prelu":
+        if gamma is None:
+            raise ArgumentError("LeakyReLU: act_type='prelu' needs gamma, the slopes")
+        if gamma.size != 1:
+            if x.ndim < 2 or x.shape[1] != gamma.size:
+                raise ShapeError(f"LeakyReLU: {gamma.size} slopes (gamma) for an input of shape {tuple(x.shape)}; "
+                                 "give one slope, or one per channel (axis 1)")
+            gamma = gamma.reshape((1, gamma.size) + (1,) * (x.ndim - 2))
+        return _keep_type(x, np.where(x >= 0, x, gamma * x).astype(x.dtype, copy=False))
+    if act_type in ("leaky", "rrelu"):
+        s = slope if act_type == "leaky" else (lower_bound + upper_bound) / 2
+        return _keep_type(x, np.where(x >= 0, x, x * s).astype(x.dtype, copy=False))
+    if act_type == "elu":
+        return _keep_type(x, np.where(x > 0, x, slope * np.expm1(np.minimum(x, 0))).astype(x.dtype, copy=False))
+    y = np.where(x >= 0, _SELU_SCALE * x, (_SELU_SCALE * _SELU_ALPHA) * np.expm1(np.minimum(x, 0)))
+    return _keep_type(x, y.astype(x.dtype, copy=False))
+
+
 ACTIVATIONS = {"relu": relu, "sigmoid": sigmoid, "tanh": np.tanh, "softrelu": softrelu,
                "softsign": softsign, "gelu": gelu, "silu": silu, "swish": silu}
 
@@ -354,7 +391,7 @@ def pool2d(x, pool_type, pool_size, stride=None, padding=0, count_include_pad=Tr
     """Max or average pooling in NCHW (floor convention; average counts padding by default).
 
     Raises:
-        ArgumentError: a window or stride below 1, a padding below 0 or above half the window, an
+        ArgumentError: a window or stride below 1, a padding below 0 or not below the window, an
             unknown ``pool_type``; ShapeError: an input too small for the window.
     """
     return pool(x, pool_type, pool_size, stride, padding, count_include_pad, k=2, where="pool2d")
@@ -370,7 +407,7 @@ def pool(x, pool_type, pool_size, stride=None, padding=0, count_include_pad=True
     ``-inf`` (max) or 0 (average); one that would start beyond the padded input is refused.
 
     Raises:
-        ArgumentError: a window or stride below 1, a padding below 0 or above half the window, an
+        ArgumentError: a window or stride below 1, a padding below 0 or not below the window, an
             unknown ``pool_type``; ShapeError: an input too small for the window.
     """
     k = _spatial_rank(x, where) if k is None else k
@@ -378,9 +415,9 @@ def pool(x, pool_type, pool_size, stride=None, padding=0, count_include_pad=True
     kernel = _ntuple(pool_size, k, "pool_size", where)
     stride = _ntuple(stride if stride is not None else kernel, k, "strides", where)
     padding = _ntuple(padding, k, "padding", where, minimum=0)
-    if any(2 * p > w for p, w in zip(padding, kernel)):
-        raise ArgumentError(f"{where}: padding {padding} must be at most half the window {kernel}, or "
-                            "some windows would hold only padding; use less padding")
+    if any(p >= w for p, w in zip(padding, kernel)):
+        raise ArgumentError(f"{where}: padding {padding} must be smaller than the window {kernel} on each axis, "
+                            "or some windows would hold only padding; use less padding")
     _image_input(x, where, k)
     n, c, *size = x.shape
     out = tuple(pool_output_size(size[a], kernel[a], stride[a], padding[a], ceil_mode) for a in range(k))

@@ -14,6 +14,8 @@ Dispatch is by the parameter's declared role (``Parameter(role="bias")``), never
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
 from .. import dtypes
@@ -99,6 +101,13 @@ class Initializer:
 
     def __init__(self, **kwargs):
         self._kwargs = kwargs
+
+    def dumps(self) -> str:
+        """The initializer as MXNet's JSON: ``'["xavier", {"rnd_type": "uniform", ...}]'``.
+
+        :func:`gpuinit.init.create` reads it back.
+        """
+        return json.dumps([type(self).__name__.lower(), self._kwargs], default=_json_default)
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self._kwargs.items())
@@ -195,8 +204,20 @@ class Initializer:
         fill_in_place(arr, self._default_fill(name))
 
 
+def _json_default(value):
+    """JSON for what ``json`` cannot write itself: nested initializers (Mixed), arrays, NumPy numbers."""
+    if isinstance(value, Initializer):
+        return [type(value).__name__.lower(), value._kwargs]
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"cannot write {type(value).__name__} {value!r} as JSON")
+
+
 def fill_in_place(arr, fill: Fill) -> None:
     """Fill ``arr`` (NumPy or CuPy) from the active stream, advancing it."""
+    if not isinstance(fill, Fill):  # a host-computed fill (Constant of an array): takes no stream
+        fill(arr)
+        return
     stream = active_or_new_stream("fill")
     fill.check(arr.dtype, "the array being initialized")
     if fill.family == "constant":

@@ -76,11 +76,12 @@ class Xavier(VarianceScaling):
         where = type(self).__name__
         checks.choice(rnd_type, ("uniform", "gaussian"), "rnd_type", where, error=InitializerError)
         checks.choice(factor_type, ("avg", "in", "out"), "factor_type", where, error=InitializerError)
+        given = magnitude  # kept as given for repr and dumps(), as MXNet writes it
         magnitude = checks.real(magnitude, "magnitude", where, above=0, error=InitializerError)
         # U(-b, b) has variance b^2 / 3, so Gluon's uniform bound sqrt(m / f) is variance m / (3 f).
         scale = magnitude / 3.0 if rnd_type == "uniform" else magnitude
         super().__init__(scale, "fan_" + factor_type, "uniform" if rnd_type == "uniform" else "normal")
-        self._preset(rnd_type=rnd_type, factor_type=factor_type, magnitude=magnitude)
+        self._preset(rnd_type=rnd_type, factor_type=factor_type, magnitude=given)
 
 
 class MSRAPrelu(Xavier):
@@ -98,6 +99,7 @@ class MSRAPrelu(Xavier):
     def __init__(self, factor_type: str = "avg", slope: float = 0.25):
         slope = checks.real(slope, "slope", "MSRAPrelu", error=InitializerError)
         super().__init__("gaussian", factor_type, 2.0 / (1 + slope ** 2))
+        self._preset(factor_type=factor_type, slope=slope)
         self._preset(factor_type=factor_type, slope=slope)
 
 

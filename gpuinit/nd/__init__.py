@@ -168,6 +168,11 @@ def activation(data, act_type="relu"):
 Activation = activation
 
 
+def LeakyReLU(data, gamma=None, act_type="leaky", slope=0.25, lower_bound=0.125, upper_bound=0.334, **kwargs):
+    """MXNet's ``LeakyReLU`` operator: leaky, prelu, elu, selu, gelu, rrelu (see :func:`gpuinit.ops.leaky_relu`)."""
+    return _nd(ops.leaky_relu(data, act_type, slope, gamma, lower_bound, upper_bound))
+
+
 def maximum(lhs, rhs):
     return _nd(np.maximum(lhs, rhs))
 
@@ -541,7 +546,7 @@ def load(fname):
         return [_nd(f[n]) for n in sorted(names, key=int)]
 
 
-__all__ = ["Activation", "BatchNorm", "Concat", "Convolution", "Deconvolution", "Dropout", "ElementWiseSum",
+__all__ = ["Activation", "BatchNorm", "LeakyReLU", "Concat", "Convolution", "Deconvolution", "Dropout", "ElementWiseSum",
            "Embedding", "Flatten", "FullyConnected", "NDArray", "Pooling", "SwapAxis", "abs", "activation",
            "add_n", "arange", "argmax", "argmin", "array", "array_module_of", "as_ndarray", "asnumpy",
            "batch_dot", "broadcast_to", "ceil", "clip", "concat", "conv2d", "cos", "dense", "dot", "empty",

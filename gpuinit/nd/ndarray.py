@@ -11,8 +11,9 @@ On a GPU, arrays stay plain ``cupy.ndarray``: ``gpuinit.nd``'s functions (``nd.a
 ``nd.norm(x)``, ...) work on them, the methods do not.
 
 Differences from MXNet, kept on purpose because they are NumPy's behaviour and NumPy code relies
-on it: full reductions (``x.sum()``, ``x.norm()``) give 0-d arrays rather than shape ``(1,)``;
-indexing every axis gives a NumPy scalar; comparisons give booleans; ``argmax`` gives integers;
+on it: full reductions (``x.sum()``, ``x.norm()``) and indexing every axis give 0-d arrays rather
+than shape ``(1,)`` (0-d arrays are not hashable: use ``.item()`` for a dict key); comparisons give
+booleans; ``argmax`` gives integers;
 ``flatten()`` flattens to one dimension (``nd.flatten(x)`` is MXNet's ``(N, -1)``). gpuinit has
 no autograd: ``attach_grad()`` only attaches a zero gradient buffer (``x.grad``).
 """
@@ -40,6 +41,13 @@ class NDArray(np.ndarray):
         >>> x.reshape((0, -1, 1)).shape
         (1, 2, 1)
     """
+
+    def __getitem__(self, key):
+        # an element is a 0-d NDArray, as MXNet gives an NDArray (x[0].asscalar(), for v in x: v.asnumpy())
+        out = np.ndarray.__getitem__(self, key)
+        if isinstance(out, np.generic):
+            return np.asarray(out).view(NDArray)
+        return out
 
     # --- where it lives ----------------------------------------------------------------------
 
@@ -182,6 +190,10 @@ class NDArray(np.ndarray):
 
     def reshape_like(self, other):
         return np.ndarray.reshape(self, tuple(other.shape))
+
+    def squeeze(self, axis=None, inplace=False):
+        """Drop axes of length 1 (a view; ``inplace`` is accepted for MXNet's signature)."""
+        return np.ndarray.squeeze(self, axis)
 
     def expand_dims(self, axis):
         return np.expand_dims(self, axis)

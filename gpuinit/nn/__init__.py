@@ -5,14 +5,15 @@ To add a layer: subclass :class:`Block` in the file of its family, create its pa
 each parameter whose shape the input decides, then compute with ``gpuinit.ops``.
 """
 
-from .basic_layers import Activation, Dense, Dropout, Embedding, Flatten
+from .activations import ELU, GELU, SELU, LeakyReLU, PReLU, Swish
+from .basic_layers import Activation, Dense, Dropout, Embedding, Flatten, HybridLambda, Lambda
 from .block import Block, HybridBlock, HybridSequential, Sequential
 from .conv_layers import (AvgPool1D, AvgPool2D, AvgPool3D, Conv1D, Conv1DTranspose, Conv2D, Conv2DTranspose,
                           Conv3D, Conv3DTranspose, GlobalAvgPool1D, GlobalAvgPool2D, GlobalAvgPool3D,
                           GlobalMaxPool1D, GlobalMaxPool2D, GlobalMaxPool3D, MaxPool1D, MaxPool2D, MaxPool3D)
 from .norm_layers import BatchNorm, LayerNorm, RMSNorm
 
-__all__ = ["Activation", "AvgPool1D", "AvgPool2D", "AvgPool3D", "BatchNorm", "Block", "Conv1D",
+__all__ = ["ELU", "GELU", "HybridLambda", "Lambda", "LeakyReLU", "PReLU", "SELU", "Swish", "Activation", "AvgPool1D", "AvgPool2D", "AvgPool3D", "BatchNorm", "Block", "Conv1D",
            "Conv1DTranspose", "Conv2D", "Conv2DTranspose", "Conv3D", "Conv3DTranspose", "Dense", "Dropout",
            "Embedding", "Flatten", "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalAvgPool3D", "GlobalMaxPool1D",
            "GlobalMaxPool2D", "GlobalMaxPool3D", "HybridBlock", "HybridSequential", "LayerNorm", "MaxPool1D",

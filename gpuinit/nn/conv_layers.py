@@ -215,9 +215,9 @@ class _Pool(Block):
         self._size = checks.int_tuple(pool_size, k, "pool_size", where)
         self._strides = checks.int_tuple(strides, k, "strides", where) if strides is not None else self._size
         self._padding = checks.int_tuple(padding, k, "padding", where, minimum=0)
-        if any(2 * p > s for p, s in zip(self._padding, self._size)):
-            raise ArgumentError(f"{where}: padding {self._padding} must be at most half of pool_size "
-                                f"{self._size}, or some windows would hold only padding; use less padding")
+        if any(p >= s for p, s in zip(self._padding, self._size)):
+            raise ArgumentError(f"{where}: padding {self._padding} must be smaller than pool_size {self._size} on "
+                                "each axis, or some windows would hold only padding; use less padding")
         self._ceil_mode = checks.flag(ceil_mode, "ceil_mode", where)
         self._count_include_pad = checks.flag(count_include_pad, "count_include_pad", where)
 
@@ -278,7 +278,7 @@ def _pool_class(name, k, kind, base):
                "    Args:\n"
                f"        pool_size: the window, int or tuple of {k} (default 2).\n"
                "        strides: the step between windows (default: the window).\n"
-               "        padding: added on both sides of each spatial axis, at most half the window.\n"
+               "        padding: added on both sides of each spatial axis, smaller than the window.\n"
                f"        layout: {first!r} or {last!r}.\n"
                "        ceil_mode: keep a last, partial window (MXNet's 'full' convention).\n")
         if kind == "avg":

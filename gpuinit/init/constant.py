@@ -89,13 +89,13 @@ def _as_host_array(value):
         InitializerError: values that are not finite real numbers.
     """
     if isinstance(value, (list, tuple)) or (hasattr(value, "shape") and hasattr(value, "dtype")):
+        if hasattr(value, "dtype") and not dtypes.is_real(value.dtype):
+            raise InitializerError(f"Constant: value must hold real numbers, got dtype {value.dtype}")
         try:
             array = np.array(to_numpy(value) if hasattr(value, "dtype") else value, dtype=np.float64)
         except (TypeError, ValueError) as exc:
             raise InitializerError(f"Constant: value must be a number or an array of real numbers, got "
                                    f"{value!r} ({exc})") from None
-        if hasattr(value, "dtype") and not dtypes.is_real(value.dtype):
-            raise InitializerError(f"Constant: value must hold real numbers, got dtype {value.dtype}")
         if not np.isfinite(array).all():
             raise InitializerError("Constant: the value array holds NaN or infinite numbers; give finite values")
         return array

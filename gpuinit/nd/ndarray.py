@@ -191,6 +191,12 @@ class NDArray(np.ndarray):
     def reshape_like(self, other):
         return np.ndarray.reshape(self, tuple(other.shape))
 
+    def argmax(self, axis=None, out=None, keepdims=False):
+        return as_ndarray(np.ndarray.argmax(self, axis, out, keepdims=keepdims))
+
+    def argmin(self, axis=None, out=None, keepdims=False):
+        return as_ndarray(np.ndarray.argmin(self, axis, out, keepdims=keepdims))
+
     def squeeze(self, axis=None, inplace=False):
         """Drop axes of length 1 (a view; ``inplace`` is accepted for MXNet's signature)."""
         return np.ndarray.squeeze(self, axis)
@@ -230,10 +236,13 @@ class NDArray(np.ndarray):
 def as_ndarray(x):
     """``x`` as an :class:`NDArray` view when it is a plain NumPy array; anything else unchanged.
 
-    CuPy arrays, shape-only arrays, NumPy scalars and arrays already ``NDArray`` come back as they are.
+    NumPy scalars become 0-d ``NDArray``; CuPy arrays, shape-only arrays and arrays already
+    ``NDArray`` come back as they are.
     """
     if type(x) is np.ndarray:
         return x.view(NDArray)
+    if isinstance(x, np.generic):  # a NumPy scalar from a full reduction (argmax) is a 0-d NDArray
+        return np.asarray(x).view(NDArray)
     return x
 
 

@@ -179,6 +179,33 @@ class MetaArray:
     def softmax(self, axis=-1):
         return MetaArray(self.shape, self.dtype)
 
+    def slice_axis(self, axis, begin, end):
+        index = [slice(None)] * self.ndim
+        index[axis] = slice(begin, end)
+        return self[tuple(index)]
+
+    def broadcast_to(self, shape):
+        return MetaArray(np.broadcast_to(_dummy(self.shape), tuple(shape)).shape, self.dtype)
+
+    def broadcast_like(self, other):
+        return self.broadcast_to(other.shape)
+
+    def tile(self, reps):
+        return MetaArray(np.tile(_dummy(self.shape, np.int8), reps).shape, self.dtype)
+
+    def flip(self, axis):
+        return MetaArray(self.shape, self.dtype)
+
+    def one_hot(self, depth, on_value=1.0, off_value=0.0, dtype="float32"):
+        return MetaArray(self.shape + (int(depth),), dtype)
+
+    @property
+    def stype(self) -> str:
+        return "default"
+
+    def tostype(self, stype):
+        return self
+
     def copyto(self, other):
         return MetaArray(self.shape, self.dtype)
 

@@ -322,3 +322,19 @@ def test_meta_and_real_reshape_agree(shape, data):
             MetaArray(tuple(shape)).reshape(tuple(spec))
         return
     assert MetaArray(tuple(shape)).reshape(tuple(spec)).shape == expected
+
+
+METHOD_CALLS = [("abs", ()), ("exp", ()), ("sqrt", ()), ("square", ()), ("log", ()), ("sign", ()), ("relu", ()),
+                ("sigmoid", ()), ("softmax", ()), ("norm", ()), ("norm", (2, 1, True)), ("reshape", ((0, -1),)),
+                ("reshape", ((-3, -2),)), ("squeeze", ()), ("expand_dims", (1,)), ("sum", ()), ("mean", (1,)),
+                ("max", (0,)), ("argmax", (1,)), ("transpose", ()), ("slice_axis", (2, 1, 3)),
+                ("broadcast_to", ((2, 2, 3, 4),)), ("tile", ((1, 2),)), ("flip", (0,)), ("one_hot", (5,)),
+                ("astype", ("float16",)), ("copyto", (gpuinit.cpu(),)), ("as_in_context", (gpuinit.cpu(),))]
+
+
+@pytest.mark.parametrize("name,args", METHOD_CALLS)
+def test_shape_only_arrays_take_ndarrays_methods_with_the_same_result_shapes(name, args):
+    real = getattr(nd.ones((2, 3, 4)), name)(*args)
+    meta = getattr(MetaArray((2, 3, 4)), name)(*args)
+    assert isinstance(meta, MetaArray) and meta.shape == real.shape and meta.dtype == real.dtype
+    assert MetaArray((2, 3)).context == gpuinit.cpu() and MetaArray((1,)).stype == "default"

@@ -179,6 +179,55 @@ def _ntuple(v, k, name, where, minimum=1):
     return checks.int_tuple(v, k, name, where, minimum=minimum)
 
 
+def instance_norm(x, gamma, beta, eps=1e-5):
+    """Normalize each sample's channel (axis 1) over its spatial axes, then scale and shift per channel."""
+    if is_meta(x):
+        return MetaArray(x.shape, x.dtype)
+    axes = tuple(range(2, x.ndim))
+    mean = x.mean(axis=axes, keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=axes, keepdims=True)
+    shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
+    y = (x - mean) / np.sqrt(var + eps) * gamma.reshape(shape) + beta.reshape(shape)
+    return _keep_type(x, y.astype(x.dtype, copy=False))
+
+
+def group_norm(x, gamma, beta, num_groups, eps=1e-5):
+    """Split the channels (axis 1) into ``num_groups`` groups, normalize each sample's group over
+    its channels and spatial axes, then scale and shift per group (``gamma``, ``beta``: one value
+    per group, as MXNet 1.x's GroupNorm).
+
+    Raises:
+        ShapeError: channels that ``num_groups`` does not divide.
+    """
+    n, c = x.shape[0], x.shape[1]
+    if c % num_groups:
+        raise ShapeError(f"group_norm: the input of shape {tuple(x.shape)} has {c} channels, not a multiple of "
+                         f"num_groups={num_groups}")
+    if is_meta(x):
+        return MetaArray(x.shape, x.dtype)
+    g = x.reshape(n, num_groups, -1)
+    mean = g.mean(axis=2, keepdims=True)
+    var = ((g - mean) ** 2).mean(axis=2, keepdims=True)
+    y = (g - mean) / np.sqrt(var + eps) * gamma.reshape(1, -1, 1) + beta.reshape(1, -1, 1)
+    return _keep_type(x, y.reshape(x.shape).astype(x.dtype, copy=False))
+
+
+def reflection_pad(x, pad_width):
+    """Pad by reflecting the input at its edges (``numpy.pad`` mode ``reflect``); ``pad_width`` is
+    ``(before, after)`` per axis.
+
+    Raises:
+        ShapeError: a padding not smaller than its axis (nothing to reflect).
+    """
+    for (before, after), size in zip(pad_width, x.shape):
+        if max(before, after) >= max(size, 1) and (before or after):
+            raise ShapeError(f"reflection padding {tuple(pad_width)} needs each padding smaller than its axis; "
+                             f"the input has shape {tuple(x.shape)}")
+    if is_meta(x):
+        return MetaArray(tuple(s + a + b for s, (a, b) in zip(x.shape, pad_width)), x.dtype)
+    return _keep_type(x, array_module_of(x).pad(x, pad_width, mode="reflect"))
+
+
 def _pair(v, name, where="conv2d", minimum=1):
     return _ntuple(v, 2, name, where, minimum)
 

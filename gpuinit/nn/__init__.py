@@ -10,11 +10,12 @@ from .basic_layers import Activation, Dense, Dropout, Embedding, Flatten, Hybrid
 from .block import Block, HybridBlock, HybridSequential, Sequential
 from .conv_layers import (AvgPool1D, AvgPool2D, AvgPool3D, Conv1D, Conv1DTranspose, Conv2D, Conv2DTranspose,
                           Conv3D, Conv3DTranspose, GlobalAvgPool1D, GlobalAvgPool2D, GlobalAvgPool3D,
-                          GlobalMaxPool1D, GlobalMaxPool2D, GlobalMaxPool3D, MaxPool1D, MaxPool2D, MaxPool3D)
-from .norm_layers import BatchNorm, LayerNorm, RMSNorm
+                          GlobalMaxPool1D, GlobalMaxPool2D, GlobalMaxPool3D, MaxPool1D, MaxPool2D, MaxPool3D,
+                          ReflectionPad2D)
+from .norm_layers import BatchNorm, GroupNorm, InstanceNorm, LayerNorm, RMSNorm
 
 __all__ = ["ELU", "GELU", "HybridLambda", "Lambda", "LeakyReLU", "PReLU", "SELU", "Swish", "Activation", "AvgPool1D", "AvgPool2D", "AvgPool3D", "BatchNorm", "Block", "Conv1D",
            "Conv1DTranspose", "Conv2D", "Conv2DTranspose", "Conv3D", "Conv3DTranspose", "Dense", "Dropout",
            "Embedding", "Flatten", "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalAvgPool3D", "GlobalMaxPool1D",
            "GlobalMaxPool2D", "GlobalMaxPool3D", "HybridBlock", "HybridSequential", "LayerNorm", "MaxPool1D",
-           "MaxPool2D", "MaxPool3D", "RMSNorm", "Sequential"]
+           "MaxPool2D", "MaxPool3D", "RMSNorm", "Sequential", "GroupNorm", "InstanceNorm", "ReflectionPad2D"]

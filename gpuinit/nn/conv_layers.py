@@ -1,4 +1,4 @@
-"""Convolution and pooling layers over 1, 2 or 3 spatial axes, as Gluon 1.x has them.
+"""Convolution and pooling layers over 1, 2 or 3 spatial axes, and ReflectionPad2D, as Gluon 1.x has them.
 
 Layouts: channels first (``NCW``, ``NCHW``, ``NCDHW``, the default) or channels last (``NWC``,
 ``NHWC``, ``NDHWC``). Parameter shapes are MXNet's: a convolution's weight is
@@ -316,3 +316,37 @@ GlobalMaxPool3D = _pool_class("GlobalMaxPool3D", 3, "max", _GlobalPool)
 GlobalAvgPool1D = _pool_class("GlobalAvgPool1D", 1, "avg", _GlobalPool)
 GlobalAvgPool2D = _pool_class("GlobalAvgPool2D", 2, "avg", _GlobalPool)
 GlobalAvgPool3D = _pool_class("GlobalAvgPool3D", 3, "avg", _GlobalPool)
+
+
+class ReflectionPad2D(Block):
+    """Pad the last two axes of NCHW inputs by reflecting them at their edges.
+
+    Args:
+        padding: an integer, added on every side of the two spatial axes; or eight integers,
+            ``(before, after)`` for each of the four axes (Gluon's form, e.g.
+            ``(0, 0, 0, 0, 1, 1, 2, 2)``).
+    """
+
+    def __init__(self, padding=0, **kwargs):
+        super().__init__(**kwargs)
+        where = self._where()
+        if isinstance(padding, (list, tuple)):
+            pads = checks.int_tuple(padding, 8, "padding", where, minimum=0)
+        else:
+            p = checks.non_negative_int(padding, "padding", where)
+            pads = (0, 0, 0, 0, p, p, p, p)
+        self._pad_width = tuple(zip(pads[0::2], pads[1::2]))
+
+    @classmethod
+    def _alias(cls) -> str:
+        return "reflectionpad2d"
+
+    def forward(self, x):
+        self._input(x, ndim=4, what="input (NCHW)")
+        try:
+            return ops.reflection_pad(x, self._pad_width)
+        except ShapeError as exc:
+            raise ShapeError(f"{self._where()}: {exc}") from None
+
+    def _extra_repr(self) -> str:
+        return f"padding={self._pad_width}"

@@ -1,4 +1,4 @@
-"""Normalization layers: BatchNorm (inference statistics), LayerNorm, RMSNorm."""
+"""Normalization layers: BatchNorm (inference statistics), LayerNorm, RMSNorm, InstanceNorm, GroupNorm."""
 
 from __future__ import annotations
 
@@ -133,3 +133,80 @@ class RMSNorm(_Norm):
 
     def forward(self, x):
         return ops.rms_norm(x, self._channel_params(x)["gamma"], self._eps)
+
+
+class InstanceNorm(_Norm):
+    """Instance normalization: each sample's channel normalized over its spatial axes, then scaled
+    and shifted per channel (Ulyanov et al., 2016).
+
+    Args:
+        axis: the channel axis (1 for NCHW).
+        epsilon: added to the variance; positive.
+        center: learn the shift ``beta``; scale: learn the scale ``gamma`` (off by default, as in
+            Gluon; ``gamma`` still exists, filled by ``gamma_initializer``).
+        in_channels: channels; 0 (unknown) defers initialization to the first forward.
+    """
+
+    def __init__(self, axis=1, epsilon=1e-5, center=True, scale=False, beta_initializer="zeros",
+                 gamma_initializer="ones", in_channels=0, dtype="float32", **kwargs):
+        super().__init__(**kwargs)
+        where = self._where()
+        self._axis = checks.integer(axis, "axis", where)
+        self._eps, in_channels = self._check_common(epsilon, in_channels)
+        scale, center = checks.flag(scale, "scale", where), checks.flag(center, "center", where)
+        self.gamma = self._param("gamma", in_channels, dtype, gamma_initializer, "gamma")
+        self.beta = self._param("beta", in_channels, dtype, beta_initializer, "beta")
+        self.gamma.grad_req = "write" if scale else "null"
+        self.beta.grad_req = "write" if center else "null"
+
+    @classmethod
+    def _alias(cls) -> str:
+        return "instancenorm"
+
+    def forward(self, x):
+        self._input(x, min_ndim=3)
+        p = self._channel_params(x)
+        axis = self._axis % x.ndim
+        if axis == 1:
+            return ops.instance_norm(x, p["gamma"], p["beta"], self._eps)
+        return ops.instance_norm(x.swapaxes(1, axis), p["gamma"], p["beta"], self._eps).swapaxes(1, axis)
+
+
+class GroupNorm(Block):
+    """Group normalization: the channels (axis 1) split into ``num_groups`` groups, each sample's
+    group normalized over its channels and spatial axes, then scaled and shifted per group, as
+    Gluon 1.x's GroupNorm (``gamma`` and ``beta`` have shape ``(num_groups,)``; Wu & He, 2018).
+
+    Args:
+        num_groups: the number of groups; must divide the input's channels.
+        epsilon: added to the variance; positive.
+        center, scale: whether ``beta`` and ``gamma`` are trained (they exist either way).
+    """
+
+    def __init__(self, num_groups=1, epsilon=1e-5, center=True, scale=True, beta_initializer="zeros",
+                 gamma_initializer="ones", dtype="float32", **kwargs):
+        super().__init__(**kwargs)
+        where = self._where()
+        self._groups = checks.positive_int(num_groups, "num_groups", where)
+        self._eps = checks.real(epsilon, "epsilon", where, above=0, hint="pass a small positive number such as 1e-5")
+        scale, center = checks.flag(scale, "scale", where), checks.flag(center, "center", where)
+        self.gamma = Parameter("gamma", (self._groups,), dtype, _initializer(self, gamma_initializer,
+                                                                            "gamma_initializer"), role="gamma",
+                               grad_req="write" if scale else "null")
+        self.beta = Parameter("beta", (self._groups,), dtype, _initializer(self, beta_initializer,
+                                                                          "beta_initializer"), role="beta",
+                              grad_req="write" if center else "null")
+
+    @classmethod
+    def _alias(cls) -> str:
+        return "groupnorm"
+
+    def forward(self, x):
+        self._input(x, min_ndim=2)
+        try:
+            return ops.group_norm(x, self._value(self.gamma, x), self._value(self.beta, x), self._groups, self._eps)
+        except ShapeError as exc:
+            raise ShapeError(f"{self._where()}: {exc}") from None
+
+    def _extra_repr(self) -> str:
+        return f"num_groups={self._groups}"

@@ -219,15 +219,15 @@ class MetaArray:
         pass
 
     def asnumpy(self):
-        raise PlanError("asnumpy() needs the values of an array, and a shape-only pass has none; keep "
-                        "value-dependent code out of forward, or give the layers their input sizes "
-                        "(in_units=, in_channels=) so that no shape inference runs")
+        raise _value_needed("asnumpy() needs the values of an array, and a shape-only pass has none; keep "
+                            "value-dependent code out of forward, or give the layers their input sizes "
+                            "(in_units=, in_channels=) so that no shape inference runs")
 
     def asscalar(self):
-        raise PlanError("asscalar() needs the value of an array, and a shape-only pass has none: control "
-                        "flow on values (a while loop on a norm) cannot be followed by shape inference; "
-                        "give the layers of this block their input sizes (in_units=, in_channels=) so "
-                        "that no shape inference runs, or move the value-dependent code out of forward")
+        raise _value_needed("asscalar() needs the value of an array, and a shape-only pass has none: control "
+                            "flow on values (a while loop on a norm) cannot be followed by shape inference; "
+                            "give the layers of this block their input sizes (in_units=, in_channels=) so "
+                            "that no shape inference runs, or move the value-dependent code out of forward")
 
     item = asscalar
 
@@ -273,6 +273,14 @@ class MetaArray:
 
 
 # --- shape rules of the NumPy functions a forward may call on MetaArrays -----------------------
+
+
+def _value_needed(why: str) -> PlanError:
+    """A PlanError for code that reads an array's values, marked (``gpuinit_needs_values``) so that a
+    first forward pass can tell it from a shape mismatch."""
+    error = PlanError(why)
+    error.gpuinit_needs_values = why
+    return error
 
 
 def gluon_reshape_shape(shape, spec, reverse=False, size=None):

@@ -8,10 +8,10 @@ from __future__ import annotations
 from .. import checks, ops
 from ..parameter import Parameter
 from .basic_layers import _initializer
-from .block import Block
+from .block import HybridBlock
 
 
-class LeakyReLU(Block):
+class LeakyReLU(HybridBlock):
     """``x`` where ``x >= 0``, else ``alpha * x``.
 
     Args:
@@ -31,7 +31,7 @@ class LeakyReLU(Block):
         return f"{self._alpha}"
 
 
-class PReLU(Block):
+class PReLU(HybridBlock):
     """LeakyReLU with learned slopes ``alpha``: one, or one per channel (axis 1).
 
     He et al., "Delving Deep into Rectifiers", 2015.
@@ -56,7 +56,7 @@ class PReLU(Block):
         return ops.leaky_relu(x, "prelu", gamma=self._value(self.alpha, x))
 
 
-class ELU(Block):
+class ELU(HybridBlock):
     """``x`` where ``x > 0``, else ``alpha * (exp(x) - 1)`` (Clevert et al., 2015).
 
     Args:
@@ -72,7 +72,7 @@ class ELU(Block):
         return ops.leaky_relu(x, "elu", slope=self._alpha)
 
 
-class SELU(Block):
+class SELU(HybridBlock):
     """Scaled ELU with the self-normalizing constants of Klambauer et al., 2017."""
 
     def forward(self, x):
@@ -80,7 +80,7 @@ class SELU(Block):
         return ops.leaky_relu(x, "selu")
 
 
-class GELU(Block):
+class GELU(HybridBlock):
     """GELU, ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`` (Hendrycks & Gimpel, 2016)."""
 
     def forward(self, x):
@@ -88,7 +88,7 @@ class GELU(Block):
         return ops.gelu(x)
 
 
-class Swish(Block):
+class Swish(HybridBlock):
     """``x * sigmoid(beta * x)`` (Ramachandran et al., 2017).
 
     Args:

@@ -13,7 +13,7 @@ from .. import checks, ops
 from ..errors import ArgumentError, ArgumentTypeError, ShapeError
 from ..parameter import Parameter
 from .basic_layers import _initializer
-from .block import Block
+from .block import HybridBlock
 
 _FIRST = {1: "NCW", 2: "NCHW", 3: "NCDHW"}
 _LAST = {1: "NWC", 2: "NHWC", 3: "NDHWC"}
@@ -39,7 +39,7 @@ def _to_last(x, k):
     return x.transpose((0,) + tuple(range(2, k + 2)) + (1,))
 
 
-class _Conv(Block):
+class _Conv(HybridBlock):
     """A convolution over ``_dims`` spatial axes (``_transpose``: a transposed convolution)."""
 
     _dims = 2
@@ -201,7 +201,7 @@ Conv2DTranspose = _conv_class("Conv2DTranspose", 2, True)
 Conv3DTranspose = _conv_class("Conv3DTranspose", 3, True)
 
 
-class _Pool(Block):
+class _Pool(HybridBlock):
     _type = "max"
     _dims = 2
 
@@ -244,7 +244,7 @@ class _Pool(Block):
         return text
 
 
-class _GlobalPool(Block):
+class _GlobalPool(HybridBlock):
     _type = "avg"
     _dims = 2
 
@@ -318,7 +318,7 @@ GlobalAvgPool2D = _pool_class("GlobalAvgPool2D", 2, "avg", _GlobalPool)
 GlobalAvgPool3D = _pool_class("GlobalAvgPool3D", 3, "avg", _GlobalPool)
 
 
-class ReflectionPad2D(Block):
+class ReflectionPad2D(HybridBlock):
     """Pad the last two axes of NCHW inputs by reflecting them at their edges.
 
     Args:

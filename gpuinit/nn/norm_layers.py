@@ -172,7 +172,7 @@ class InstanceNorm(_Norm):
         return ops.instance_norm(x.swapaxes(1, axis), p["gamma"], p["beta"], self._eps).swapaxes(1, axis)
 
 
-class GroupNorm(Block):
+class GroupNorm(_Norm):
     """Group normalization: the channels (axis 1) split into ``num_groups`` groups, each sample's
     group normalized over its channels and spatial axes, then scaled and shifted per group, as
     Gluon 1.x's GroupNorm (``gamma`` and ``beta`` have shape ``(num_groups,)``; Wu & He, 2018).

@@ -13,14 +13,13 @@ Creation functions take the device as ``device=`` or, as MXNet names it, ``ctx=`
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
 
 from .. import checks, ops
 from ..backend import array_module_of, is_cupy_array, to_numpy
 from ..device import Device, as_device
-from ..errors import ArgumentError, ArgumentTypeError, ShapeError
+from ..errors import ArgumentError, ShapeError
 from ..meta import MetaArray, is_meta
 from ..ops import gelu, layer_norm, matmul, rms_norm, silu, softrelu, softsign, take
 from . import random
@@ -493,7 +492,8 @@ def Dropout(data, p=0.5, **kwargs):
     return data
 
 
-# --- moving and saving ----------------------------------------------------------------------------
+# --- moving ------------------------------------------------------------------------------------------
+# (nd.save and nd.load are the checkpoint issue's: gpuinit.checkpoint, safetensors files)
 
 
 def asnumpy(x) -> np.ndarray:
@@ -505,55 +505,14 @@ def waitall() -> None:
     """No-op: NumPy and CuPy calls return when their work is queued or done (MXNet's is asynchronous)."""
 
 
-def save(fname, data) -> None:
-    """Save an array, a list of arrays or a dict of name -> array to the file ``fname``.
-
-    The file is NumPy's ``.npz`` format (MXNet's own binary format is not written), at exactly
-    ``fname``; :func:`load` reads it back. Arrays on a GPU are copied to the host.
-
-    Raises:
-        ArgumentTypeError: ``data`` is not an array, list of arrays or dict of them.
-    """
-    if hasattr(data, "shape") and hasattr(data, "dtype"):
-        kind, named = "single", {"0": to_numpy(data)}
-    elif isinstance(data, (list, tuple)):
-        kind, named = "list", {str(i): to_numpy(_check_saved(a, i)) for i, a in enumerate(data)}
-    elif isinstance(data, dict):
-        kind, named = "dict", {f"k_{k}": to_numpy(_check_saved(a, k)) for k, a in data.items()}
-        if not all(isinstance(k, str) for k in data):
-            raise ArgumentTypeError(f"nd.save: dict keys must be strings, got {list(data)!r}")
-    else:
-        raise ArgumentTypeError(f"nd.save: data must be an array, a list of arrays or a dict of name -> array, "
-                                f"got {type(data).__name__}")
-    with open(os.fspath(fname), "wb") as f:
-        np.savez(f, __gpuinit_kind__=np.array(kind), **named)
-
-
-def _check_saved(a, where):
-    if not (hasattr(a, "shape") and hasattr(a, "dtype")):
-        raise ArgumentTypeError(f"nd.save: item {where!r} must be an array, got {type(a).__name__}")
-    return a
-
-
-def load(fname):
-    """Read what :func:`save` wrote: a list of arrays (a single saved array comes back as a list
-    of one, as in MXNet) or a dict of name -> array, on the CPU."""
-    with np.load(os.fspath(fname), allow_pickle=False) as f:
-        kind = str(f["__gpuinit_kind__"]) if "__gpuinit_kind__" in f.files else "dict"
-        names = [n for n in f.files if n != "__gpuinit_kind__"]
-        if kind == "dict":
-            return {n[2:] if n.startswith("k_") else n: _nd(f[n]) for n in names}
-        return [_nd(f[n]) for n in sorted(names, key=int)]
-
-
-__all__ = ["Activation", "BatchNorm", "LeakyReLU", "Concat", "Convolution", "Deconvolution", "Dropout", "ElementWiseSum",
-           "Embedding", "Flatten", "FullyConnected", "NDArray", "Pooling", "SwapAxis", "abs", "activation",
-           "add_n", "arange", "argmax", "argmin", "array", "array_module_of", "as_ndarray", "asnumpy",
-           "batch_dot", "broadcast_to", "ceil", "clip", "concat", "conv2d", "cos", "dense", "dot", "empty",
-           "exp", "expand_dims", "expm1", "flatten", "flip", "floor", "full", "full_like", "gelu",
-           "is_cupy_array", "layer_norm", "load", "log", "log1p", "log_softmax", "matmul", "max", "maximum",
-           "mean", "min", "minimum", "negative", "norm", "one_hot", "ones", "ones_like", "ops", "pool2d",
-           "power", "prod", "random", "reciprocal", "relu", "repeat", "reshape", "rms_norm", "rsqrt", "save",
-           "sigmoid", "sign", "silu", "sin", "slice_axis", "softmax", "softrelu", "softsign", "split", "sqrt",
-           "square", "stack", "sum", "swapaxes", "take", "tanh", "tile", "transpose", "waitall", "where",
-           "zeros", "zeros_like"]
+__all__ = ["abs", "Activation", "activation", "add_n", "arange", "argmax", "argmin", "array",
+           "array_module_of", "as_ndarray", "asnumpy", "batch_dot", "BatchNorm", "broadcast_to", "ceil",
+           "clip", "Concat", "concat", "conv2d", "Convolution", "cos", "Deconvolution", "dense", "dot",
+           "Dropout", "ElementWiseSum", "Embedding", "empty", "exp", "expand_dims", "expm1", "Flatten",
+           "flatten", "flip", "floor", "full", "full_like", "FullyConnected", "gelu", "is_cupy_array",
+           "layer_norm", "LeakyReLU", "log", "log1p", "log_softmax", "matmul", "max", "maximum", "mean", "min",
+           "minimum", "NDArray", "negative", "norm", "one_hot", "ones", "ones_like", "ops", "pool2d",
+           "Pooling", "power", "prod", "random", "reciprocal", "relu", "repeat", "reshape", "rms_norm",
+           "rsqrt", "sigmoid", "sign", "silu", "sin", "slice_axis", "softmax", "softrelu", "softsign", "split",
+           "sqrt", "square", "stack", "sum", "swapaxes", "SwapAxis", "take", "tanh", "tile", "transpose",
+           "waitall", "where", "zeros", "zeros_like"]

@@ -14,6 +14,8 @@ from ..device import as_device
 from ..draws import active_or_new_stream
 from ..streams import Fill
 from ..streams import seed  # noqa: F401  (mx.random.seed)
+
+__all__ = ["normal", "seed", "truncated_normal", "uniform"]
 from .ndarray import NDArray
 
 

@@ -15,8 +15,9 @@ from .conv_layers import (AvgPool1D, AvgPool2D, AvgPool3D, Conv1D, Conv1DTranspo
 from .lambda_layers import HybridLambda, Lambda
 from .norm_layers import BatchNorm, GroupNorm, InstanceNorm, LayerNorm, RMSNorm
 
-__all__ = ["ELU", "GELU", "HybridLambda", "Lambda", "LeakyReLU", "PReLU", "SELU", "Swish", "Activation", "AvgPool1D", "AvgPool2D", "AvgPool3D", "BatchNorm", "Block", "Conv1D",
+__all__ = ["Activation", "AvgPool1D", "AvgPool2D", "AvgPool3D", "BatchNorm", "Block", "Conv1D",
            "Conv1DTranspose", "Conv2D", "Conv2DTranspose", "Conv3D", "Conv3DTranspose", "Dense", "Dropout",
-           "Embedding", "Flatten", "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalAvgPool3D", "GlobalMaxPool1D",
-           "GlobalMaxPool2D", "GlobalMaxPool3D", "HybridBlock", "HybridSequential", "LayerNorm", "MaxPool1D",
-           "MaxPool2D", "MaxPool3D", "RMSNorm", "Sequential", "GroupNorm", "InstanceNorm", "ReflectionPad2D"]
+           "ELU", "Embedding", "Flatten", "GELU", "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalAvgPool3D",
+           "GlobalMaxPool1D", "GlobalMaxPool2D", "GlobalMaxPool3D", "GroupNorm", "HybridBlock", "HybridLambda",
+           "HybridSequential", "InstanceNorm", "Lambda", "LayerNorm", "LeakyReLU", "MaxPool1D", "MaxPool2D",
+           "MaxPool3D", "PReLU", "ReflectionPad2D", "RMSNorm", "SELU", "Sequential", "Swish"]

@@ -147,7 +147,8 @@ def test_dumps_is_mxnets_json():
         assert c.dumps() == json.dumps([type(c).__name__.lower(), c._kwargs])
         assert json.loads(c.dumps())[1]["value"] == [[1.0] * 3] * 2
     mixed = json.loads(init.Mixed([".*bias", ".*"], [init.Zero(), init.Uniform(0.2)]).dumps())
-    assert mixed == ["mixed", {"patterns": [".*bias", ".*"], "initializers": [["zero", {}], ["uniform", {"scale": 0.2}]]}]
+    assert mixed == ["mixed", {"patterns": [".*bias", ".*"],
+                               "initializers": [["zero", {}], ["uniform", {"scale": 0.2}]]}]
 
 
 @pytest.mark.parametrize("initializer", [init.Xavier("gaussian", "out", 2), init.MSRAPrelu("in", 0.1),

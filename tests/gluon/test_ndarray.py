@@ -237,22 +237,6 @@ def test_operator_forms_equal_the_layers():
     assert np.allclose(nd.LeakyReLU(nd.array([-1.0, 2.0]), slope=0.1), [-0.1, 2.0])
 
 
-def test_save_and_load_round_trip(tmp_path):
-    x, y = nd.arange(4), nd.ones((2, 3), dtype="float64")
-    nd.save(tmp_path / "x", x)
-    (back,) = nd.load(tmp_path / "x")  # a single array comes back as a list of one, as in MXNet
-    assert type(back) is NDArray and np.array_equal(back, x) and back.dtype == x.dtype
-    nd.save(str(tmp_path / "xy"), [x, y])
-    x2, y2 = nd.load(str(tmp_path / "xy"))
-    assert np.array_equal(x2, x) and np.array_equal(y2, y) and y2.dtype == np.float64
-    nd.save(tmp_path / "d", {"x": x, "y": y})
-    d = nd.load(tmp_path / "d")
-    assert sorted(d) == ["x", "y"] and np.array_equal(d["y"], y)
-    with pytest.raises(TypeError, match="array"):
-        nd.save(tmp_path / "bad", [x, "text"])
-    assert not (tmp_path / "bad").exists()
-
-
 # --- the shape-only pass follows the same methods ---------------------------------------------------------
 
 

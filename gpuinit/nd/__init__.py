@@ -19,13 +19,25 @@ import numpy as np
 from .. import checks, ops
 from ..backend import array_module_of, is_cupy_array, to_numpy
 from ..device import Device, as_device
-from ..errors import ArgumentError, ShapeError
+from ..errors import ArgumentError, ArgumentTypeError, ShapeError
 from ..meta import MetaArray, is_meta
 from ..ops import gelu, layer_norm, matmul, rms_norm, silu, softrelu, softsign, take
 from . import random
 from .ndarray import NDArray, as_ndarray
 
 _nd = as_ndarray
+
+
+# Keyword arguments MXNet's operators take that change nothing here (names in a graph, cuDNN
+# tuning); anything else is refused, so a misspelt argument is never silently ignored.
+_INERT = frozenset({"name", "attr", "workspace", "cudnn_tune", "cudnn_off", "num_args", "stype"})
+
+
+def _inert(kwargs, where: str) -> None:
+    unknown = sorted(k for k in kwargs if k not in _INERT or (k == "stype" and kwargs[k] not in (None, "default")))
+    if unknown:
+        raise ArgumentTypeError(f"{where}: unexpected argument(s) {unknown}; see help({where}) for the arguments "
+                                "it takes (sparse storage is not supported)")
 
 
 def _where(device, ctx) -> Device:
@@ -68,11 +80,13 @@ def empty(shape, device=None, dtype="float32", ctx=None):
 
 def zeros(shape, device=None, dtype="float32", ctx=None, **kwargs):
     """An array of zeros."""
+    _inert(kwargs, "nd.zeros")
     return _create("zeros", shape, device, ctx, dtype)
 
 
 def ones(shape, device=None, dtype="float32", ctx=None, **kwargs):
     """An array of ones."""
+    _inert(kwargs, "nd.ones")
     return _create("ones", shape, device, ctx, dtype)
 
 
@@ -97,16 +111,19 @@ def _like(x, fill):
 
 
 def zeros_like(x, **kwargs):
+    _inert(kwargs, "nd.zeros_like")
     """Zeros of ``x``'s shape, dtype and device."""
     return _like(x, lambda a: array_module_of(a).zeros_like(a))
 
 
 def ones_like(x, **kwargs):
+    _inert(kwargs, "nd.ones_like")
     """Ones of ``x``'s shape, dtype and device."""
     return _like(x, lambda a: array_module_of(a).ones_like(a))
 
 
 def full_like(x, fill_value, **kwargs):
+    _inert(kwargs, "nd.full_like")
     return _like(x, lambda a: array_module_of(a).full_like(a, fill_value))
 
 
@@ -124,7 +141,8 @@ def one_hot(indices, depth, on_value=1.0, off_value=0.0, dtype="float32"):
 
 
 def _unary(ufunc):
-    def apply(data, *args, **kwargs):
+    def apply(data, **kwargs):
+        _inert(kwargs, f"nd.{ufunc.__name__}")
         return _nd(ufunc(data))
     apply.__name__ = ufunc.__name__
     apply.__doc__ = f"Element-wise ``numpy.{ufunc.__name__}`` (on any backend)."
@@ -169,6 +187,7 @@ Activation = activation
 
 def LeakyReLU(data, gamma=None, act_type="leaky", slope=0.25, lower_bound=0.125, upper_bound=0.334, **kwargs):
     """MXNet's ``LeakyReLU`` operator: leaky, prelu, elu, selu, gelu, rrelu (see :func:`gpuinit.ops.leaky_relu`)."""
+    _inert(kwargs, "nd.LeakyReLU")
     return _nd(ops.leaky_relu(data, act_type, slope, gamma, lower_bound, upper_bound))
 
 
@@ -226,6 +245,7 @@ def _axes(data, axis, exclude):
 
 def _reduction(method):
     def reduce(data, axis=None, keepdims=False, exclude=False, **kwargs):
+        _inert(kwargs, f"nd.{method}")
         return _nd(getattr(data, method)(axis=_axes(data, axis, exclude), keepdims=keepdims))
     reduce.__name__ = method
     reduce.__doc__ = (f"``{method}`` over ``axis`` (all axes by default; with ``exclude`` over all but "
@@ -433,6 +453,7 @@ def Convolution(data, weight, bias=None, kernel=None, stride=(), dilate=(), pad=
                 num_group=1, no_bias=False, layout=None, **kwargs):
     """MXNet's ``Convolution`` operator over 1-3 spatial axes (weight ``(O, C/groups, *kernel)``;
     with a channels-last ``layout``, data and weight have channels last)."""
+    _inert(kwargs, "nd.Convolution")
     k = data.ndim - 2
     where = "nd.Convolution"
     if k not in ops._SPATIAL_NAMES:
@@ -449,6 +470,7 @@ def Deconvolution(data, weight, bias=None, kernel=None, stride=(), dilate=(), pa
                   num_group=1, no_bias=True, layout=None, **kwargs):
     """MXNet's ``Deconvolution`` (transposed convolution) operator, channels first; weight
     ``(C, O/groups, *kernel)``; ``adj`` is the output padding."""
+    _inert(kwargs, "nd.Deconvolution")
     k = data.ndim - 2
     where = "nd.Deconvolution"
     if k not in ops._SPATIAL_NAMES:
@@ -463,6 +485,7 @@ def Pooling(data, kernel=(), pool_type="max", global_pool=False, stride=(), pad=
             count_include_pad=True, layout=None, **kwargs):
     """MXNet's ``Pooling`` operator over 1-3 spatial axes (``pooling_convention='full'`` keeps a
     last, partial window)."""
+    _inert(kwargs, "nd.Pooling")
     k = data.ndim - 2
     where = "nd.Pooling"
     if k not in ops._SPATIAL_NAMES:
@@ -478,17 +501,31 @@ def Pooling(data, kernel=(), pool_type="max", global_pool=False, stride=(), pad=
     return _nd(y if first else _to_last(y, k))
 
 
-def BatchNorm(data, gamma, beta, moving_mean, moving_var, eps=1e-3, axis=1, **kwargs):
-    """Inference batch normalization with the running statistics."""
+def BatchNorm(data, gamma, beta, moving_mean, moving_var, eps=1e-3, momentum=0.9, fix_gamma=True,
+              use_global_stats=False, output_mean_var=False, axis=1, **kwargs):
+    """MXNet's ``BatchNorm`` operator at inference: normalized with the moving statistics; with
+    ``fix_gamma`` (MXNet's default) ``gamma`` is taken as 1.
+
+    Raises:
+        ArgumentError: ``output_mean_var=True`` (batch statistics are a training output).
+    """
+    _inert(kwargs, "nd.BatchNorm")
+    if output_mean_var:
+        raise ArgumentError("nd.BatchNorm: output_mean_var=True returns training statistics; gpuinit runs "
+                            "inference only")
+    if fix_gamma:
+        gamma = gamma * 0 + 1
     return _nd(ops.batch_norm(data, gamma, beta, moving_mean, moving_var, eps, axis))
 
 
 def Embedding(data, weight, input_dim=None, output_dim=None, **kwargs):
+    _inert(kwargs, "nd.Embedding")
     return _nd(ops.take(weight, data))
 
 
 def Dropout(data, p=0.5, **kwargs):
     """Identity: gpuinit runs inference only."""
+    _inert(kwargs, "nd.Dropout")
     return data
 
 

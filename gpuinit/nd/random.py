@@ -32,14 +32,14 @@ def _number(value, what, where, **bounds):
     return checks.real(value, what, where, **bounds)
 
 
-def uniform(low=0.0, high=1.0, shape=(1,), dtype="float32", device=None, ctx=None, **kwargs):
+def uniform(low=0.0, high=1.0, shape=(1,), dtype="float32", device=None, ctx=None):
     """Samples of U(low, high), of ``shape`` and ``dtype``, on ``device``."""
     where = "nd.random.uniform"
     low, high = _number(low, "low", where), _number(high, "high", where)
     return _draw(Fill.uniform(low, high), shape, dtype, device, ctx, where)
 
 
-def normal(loc=0.0, scale=1.0, shape=(1,), dtype="float32", device=None, ctx=None, **kwargs):
+def normal(loc=0.0, scale=1.0, shape=(1,), dtype="float32", device=None, ctx=None):
     """Samples of N(loc, scale^2), of ``shape`` and ``dtype``, on ``device``."""
     where = "nd.random.normal"
     fill = Fill.normal(_number(loc, "loc", where), _number(scale, "scale", where, minimum=0))

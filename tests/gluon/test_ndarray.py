@@ -303,3 +303,29 @@ def test_shape_only_arrays_take_ndarrays_methods_with_the_same_result_shapes(nam
     meta = getattr(MetaArray((2, 3, 4)), name)(*args)
     assert isinstance(meta, MetaArray) and meta.shape == real.shape and meta.dtype == real.dtype
     assert MetaArray((2, 3)).context == gpuinit.cpu() and MetaArray((1,)).stype == "default"
+
+
+def test_misspelt_or_unsupported_keywords_are_refused_not_ignored():
+    x = nd.ones((1, 1, 4, 4))
+    with pytest.raises(TypeError, match="strides"):
+        nd.Convolution(x, nd.ones((1, 1, 3, 3)), kernel=(3, 3), num_filter=1, strides=(2, 2))  # MXNet says stride=
+    with pytest.raises(TypeError, match="dtyp"):
+        nd.zeros((2,), dtyp="float16")
+    with pytest.raises(TypeError, match="sparse"):
+        nd.zeros((2,), stype="row_sparse")
+    assert nd.zeros((2,), stype="default").shape == (2,)
+    assert nd.Convolution(x, nd.ones((1, 1, 3, 3)), kernel=(3, 3), num_filter=1, no_bias=True, name="c",
+                          workspace=512).shape == (1, 1, 2, 2)  # a name and cuDNN's workspace change nothing
+    with pytest.raises(TypeError):
+        nd.random.uniform(0, 1, (2,), out=None)
+
+
+def test_batch_norm_operator():
+    x = nd.array(np.random.default_rng(0).standard_normal((2, 3, 2, 2)))
+    g, b = nd.array([2.0, 2.0, 2.0]), nd.array([0.5, 0.5, 0.5])
+    mean, var = nd.array([0.1, 0.2, 0.3]), nd.array([1.0, 4.0, 9.0])
+    expected = (x.asnumpy() - mean.reshape((1, 3, 1, 1))) / np.sqrt(var.reshape((1, 3, 1, 1)) + 1e-3)
+    assert np.allclose(nd.BatchNorm(x, g, b, mean, var), expected + 0.5, atol=1e-5)  # fix_gamma: gamma is 1
+    assert np.allclose(nd.BatchNorm(x, g, b, mean, var, fix_gamma=False), 2 * expected + 0.5, atol=1e-5)
+    with pytest.raises(ArgumentError, match="inference"):
+        nd.BatchNorm(x, g, b, mean, var, output_mean_var=True)

@@ -19,7 +19,7 @@ import weakref
 import numpy as np
 
 from .errors import OutOfMemoryError
-from .nd.ndarray import NDArray
+from .arrays import NDArray
 
 ALIGNMENT = 256  # bytes; CUDA's allocation granularity for coalesced access, fine for SIMD too
 

@@ -22,7 +22,7 @@ from .. import dtypes
 from ..device import device_of
 from ..draws import active_or_new_stream
 from ..errors import InitializerError
-from ..nd.ndarray import as_ndarray
+from ..arrays import as_ndarray
 from ..streams import Fill
 
 ROLES = ("weight", "bias", "gamma", "beta", "running_mean", "running_var", "default")

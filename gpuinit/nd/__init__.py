@@ -23,7 +23,7 @@ from ..errors import ArgumentError, ArgumentTypeError, ShapeError
 from ..meta import MetaArray, is_meta
 from ..ops import gelu, layer_norm, matmul, rms_norm, silu, softrelu, softsign, take
 from . import random
-from .ndarray import NDArray, as_ndarray
+from ..arrays import NDArray, as_ndarray
 
 _nd = as_ndarray
 

@@ -16,7 +16,7 @@ from ..streams import Fill
 from ..streams import seed  # noqa: F401  (mx.random.seed)
 
 __all__ = ["normal", "seed", "truncated_normal", "uniform"]
-from .ndarray import NDArray
+from ..arrays import NDArray
 
 
 def _draw(fill: Fill, shape, dtype, device, ctx, where):

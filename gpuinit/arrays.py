@@ -1,4 +1,4 @@
-"""``NDArray``: a NumPy array with the conveniences of MXNet's NDArray.
+"""``NDArray``: a NumPy array with the conveniences of MXNet's NDArray (``gpuinit.nd.NDArray``).
 
 ``NDArray`` subclasses ``numpy.ndarray``, so ``isinstance(x, numpy.ndarray)`` holds and every
 NumPy function, library and file format takes it unchanged; it only adds the methods MXNet Gluon
@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..backend import is_cupy_array, to_numpy
-from ..errors import ArgumentError, ArgumentTypeError
-from ..meta import gluon_reshape_shape
+from .backend import is_cupy_array, to_numpy
+from .errors import ArgumentError, ArgumentTypeError
+from .meta import gluon_reshape_shape
 
 
 class NDArray(np.ndarray):
@@ -54,7 +54,7 @@ class NDArray(np.ndarray):
     @property
     def context(self):
         """The device holding the array: always the CPU for an ``NDArray``."""
-        from ..device import cpu
+        from .device import cpu
         return cpu()
 
     ctx = context
@@ -93,7 +93,7 @@ class NDArray(np.ndarray):
         """
         if hasattr(other, "shape") and hasattr(other, "dtype"):
             if tuple(other.shape) != self.shape:
-                from ..errors import ShapeError
+                from .errors import ShapeError
                 raise ShapeError(f"copyto: cannot copy an array of shape {self.shape} into one of shape "
                                  f"{tuple(other.shape)}; the shapes must be equal")
             if is_cupy_array(other):
@@ -101,12 +101,12 @@ class NDArray(np.ndarray):
             else:
                 other[...] = self
             return other
-        from . import array
+        from .nd import array
         return array(self, device=other, dtype=self.dtype)
 
     def as_in_context(self, context):
         """This array if it is already on ``context``, else a copy there."""
-        from ..device import as_device
+        from .device import as_device
         device = as_device(context)
         if not device.is_gpu:
             return self
@@ -163,12 +163,12 @@ class NDArray(np.ndarray):
         return 1 / (1 + np.exp(-self))
 
     def softmax(self, axis=-1):
-        from ..ops import softmax
+        from .ops import softmax
         return softmax(self, axis=axis)
 
     def norm(self, ord=2, axis=None, keepdims=False):
         """The L2 (``ord=2``) or L1 (``ord=1``) norm over ``axis`` (all axes by default)."""
-        from . import norm
+        from .nd import norm
         return norm(self, ord=ord, axis=axis, keepdims=keepdims)
 
     def reshape(self, *shape, reverse=False, **kwargs):
@@ -222,7 +222,7 @@ class NDArray(np.ndarray):
         return self[tuple(index)]
 
     def one_hot(self, depth, on_value=1.0, off_value=0.0, dtype="float32"):
-        from . import one_hot
+        from .nd import one_hot
         return one_hot(self, depth, on_value, off_value, dtype)
 
     def as_np_ndarray(self) -> np.ndarray:

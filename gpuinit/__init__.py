@@ -39,5 +39,4 @@ __version__ = "0.1.0"
 __all__ = ["ArgumentError", "ArgumentTypeError", "DeferredInitializationError", "Device", "DeviceError",
            "GpuInitError", "InitializerError", "OutOfMemoryError", "Parameter", "ParameterDict", "PlanError",
            "ShapeError", "UninitializedParameterError", "as_device", "cpu", "default_device",
-           "gpu", "init", "nd", "nn", "plan", "Plan", "seed", "shard",
-           "MXNetError", "base", "context", "gluon", "initializer", "ndarray", "random"]
+           "gpu", "init", "nd", "nn", "plan", "Plan", "seed", "shard"]

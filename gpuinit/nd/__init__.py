@@ -191,6 +191,29 @@ def LeakyReLU(data, gamma=None, act_type="leaky", slope=0.25, lower_bound=0.125,
     return _nd(ops.leaky_relu(data, act_type, slope, gamma, lower_bound, upper_bound))
 
 
+def _binary(ufunc, name):
+    def apply(lhs, rhs):
+        return _nd(ufunc(lhs, rhs))
+    apply.__name__ = name
+    apply.__doc__ = f"Element-wise ``numpy.{ufunc.__name__}`` with broadcasting (MXNet's ``nd.{name}``)."
+    return apply
+
+
+# MXNet's explicit names for arithmetic (hybrid_forward code calls them through F); NumPy's
+# broadcasting covers both MXNet's broadcast_* and elemwise_* forms.
+broadcast_add = elemwise_add = add = _binary(np.add, "broadcast_add")
+broadcast_sub = broadcast_minus = elemwise_sub = subtract = _binary(np.subtract, "broadcast_sub")
+broadcast_mul = elemwise_mul = multiply = _binary(np.multiply, "broadcast_mul")
+broadcast_div = elemwise_div = divide = _binary(np.true_divide, "broadcast_div")
+broadcast_power = _binary(np.power, "broadcast_power")
+broadcast_maximum = _binary(np.maximum, "broadcast_maximum")
+broadcast_minimum = _binary(np.minimum, "broadcast_minimum")
+broadcast_equal = _binary(np.equal, "broadcast_equal")
+broadcast_not_equal = _binary(np.not_equal, "broadcast_not_equal")
+broadcast_greater, broadcast_lesser = _binary(np.greater, "broadcast_greater"), _binary(np.less, "broadcast_lesser")
+equal, not_equal, greater, lesser = broadcast_equal, broadcast_not_equal, broadcast_greater, broadcast_lesser
+
+
 def maximum(lhs, rhs):
     return _nd(np.maximum(lhs, rhs))
 
@@ -542,14 +565,18 @@ def waitall() -> None:
     """No-op: NumPy and CuPy calls return when their work is queued or done (MXNet's is asynchronous)."""
 
 
-__all__ = ["abs", "Activation", "activation", "add_n", "arange", "argmax", "argmin", "array",
-           "array_module_of", "as_ndarray", "asnumpy", "batch_dot", "BatchNorm", "broadcast_to", "ceil",
-           "clip", "Concat", "concat", "conv2d", "Convolution", "cos", "Deconvolution", "dense", "dot",
-           "Dropout", "ElementWiseSum", "Embedding", "empty", "exp", "expand_dims", "expm1", "Flatten",
-           "flatten", "flip", "floor", "full", "full_like", "FullyConnected", "gelu", "is_cupy_array",
-           "layer_norm", "LeakyReLU", "log", "log1p", "log_softmax", "matmul", "max", "maximum", "mean", "min",
-           "minimum", "NDArray", "negative", "norm", "one_hot", "ones", "ones_like", "ops", "pool2d",
-           "Pooling", "power", "prod", "random", "reciprocal", "relu", "repeat", "reshape", "rms_norm",
-           "rsqrt", "sigmoid", "sign", "silu", "sin", "slice_axis", "softmax", "softrelu", "softsign", "split",
-           "sqrt", "square", "stack", "sum", "swapaxes", "SwapAxis", "take", "tanh", "tile", "transpose",
-           "waitall", "where", "zeros", "zeros_like"]
+__all__ = ["abs", "Activation", "activation", "add", "add_n", "arange", "argmax", "argmin", "array",
+           "array_module_of", "as_ndarray", "asnumpy", "batch_dot", "BatchNorm", "broadcast_add",
+           "broadcast_div", "broadcast_equal", "broadcast_greater", "broadcast_lesser", "broadcast_maximum",
+           "broadcast_minimum", "broadcast_minus", "broadcast_mul", "broadcast_not_equal", "broadcast_power",
+           "broadcast_sub", "broadcast_to", "ceil", "clip", "Concat", "concat", "conv2d", "Convolution", "cos",
+           "Deconvolution", "dense", "divide", "dot", "Dropout", "ElementWiseSum", "elemwise_add",
+           "elemwise_div", "elemwise_mul", "elemwise_sub", "Embedding", "empty", "equal", "exp", "expand_dims",
+           "expm1", "Flatten", "flatten", "flip", "floor", "full", "full_like", "FullyConnected", "gelu",
+           "greater", "is_cupy_array", "layer_norm", "LeakyReLU", "lesser", "log", "log1p", "log_softmax",
+           "matmul", "max", "maximum", "mean", "min", "minimum", "multiply", "NDArray", "negative", "norm",
+           "not_equal", "one_hot", "ones", "ones_like", "ops", "pool2d", "Pooling", "power", "prod", "random",
+           "reciprocal", "relu", "repeat", "reshape", "rms_norm", "rsqrt", "sigmoid", "sign", "silu", "sin",
+           "slice_axis", "softmax", "softrelu", "softsign", "split", "sqrt", "square", "stack", "subtract",
+           "sum", "swapaxes", "SwapAxis", "take", "tanh", "tile", "transpose", "waitall", "where", "zeros",
+           "zeros_like"]

@@ -329,3 +329,11 @@ def test_batch_norm_operator():
     assert np.allclose(nd.BatchNorm(x, g, b, mean, var, fix_gamma=False), 2 * expected + 0.5, atol=1e-5)
     with pytest.raises(ArgumentError, match="inference"):
         nd.BatchNorm(x, g, b, mean, var, output_mean_var=True)
+
+
+def test_mxnets_arithmetic_names_broadcast():
+    a, b = nd.ones((2, 3)), nd.arange(3)
+    assert np.array_equal(nd.broadcast_add(a, b), a + b) and np.array_equal(nd.elemwise_sub(a, a), a * 0)
+    assert np.array_equal(nd.broadcast_mul(a, b), b + a * 0) and np.array_equal(nd.broadcast_div(b, a), b + a * 0)
+    assert nd.broadcast_greater(b, a).tolist() == [[False, False, True]] * 2
+    assert type(nd.broadcast_maximum(a, b)) is nd.NDArray and nd.broadcast_power(b, 2).tolist() == [0, 1, 4]

@@ -13,9 +13,9 @@ On a GPU, arrays stay plain ``cupy.ndarray``: ``gpuinit.nd``'s functions (``nd.a
 Differences from MXNet, kept on purpose because they are NumPy's behaviour and NumPy code relies
 on it: full reductions (``x.sum()``, ``x.norm()``) and indexing every axis give 0-d arrays rather
 than shape ``(1,)`` (0-d arrays are not hashable: use ``.item()`` for a dict key); comparisons give
-booleans; ``argmax`` gives integers;
-``flatten()`` flattens to one dimension (``nd.flatten(x)`` is MXNet's ``(N, -1)``). gpuinit has
-no autograd: ``attach_grad()`` only attaches a zero gradient buffer (``x.grad``).
+booleans; ``argmax`` gives integers; ``flatten()`` flattens to one dimension (``nd.flatten(x)`` is
+MXNet's ``(N, -1)``). gpuinit has no autograd: ``attach_grad()`` only attaches a zero gradient
+buffer (``x.grad``).
 """
 
 from __future__ import annotations

@@ -14,6 +14,8 @@ from ..device import Device, as_device
 from ..ops import (activation, concat, conv2d, dense, gelu, layer_norm, matmul, pool2d, relu,
                    rms_norm, sigmoid, silu, softmax, softrelu, softsign, take)
 from . import random
+from ..checkpoint import load  # MXNet's nd.load, for safetensors files (gpuinit.checkpoint)
+from ..checkpoint import save  # MXNet's nd.save
 
 
 def _where(device, ctx) -> Device:

@@ -114,13 +114,14 @@ def copy_to_device(dst, src: np.ndarray) -> None:
 
     Synchronizes: ``src`` may be reused as soon as this returns."""
     dst.set(src)
+    cupy_module().cuda.get_current_stream().synchronize()  # whatever stream set() used
 
 
 def copy_to_host(dst: np.ndarray, src) -> None:
     """Copy the CuPy array ``src`` into the host array ``dst`` (same dtype and size, contiguous).
 
     Synchronizes: ``dst`` holds the values when this returns."""
-    src.get(out=dst, blocking=True)
+    src.get(out=dst)  # no stream given: synchronous
 
 
 @functools.lru_cache(maxsize=None)

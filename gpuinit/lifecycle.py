@@ -750,7 +750,7 @@ def _read_into_arenas(step, devices, nbytes, read) -> list:
     out = [None] * len(nbytes)
     progress = _observer.get("progress")
     for device, (indices, offsets, size) in store.place(devices, nbytes).items():
-        arena = store.allocate(device, size)
+        arena = store.allocate(device, size, populate=True)  # read front to back by this thread
         step.arenas.append((arena, device, size))
         with device.activate():
             for i, offset in zip(indices.tolist(), offsets.tolist()):

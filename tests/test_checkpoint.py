@@ -374,7 +374,7 @@ def test_staged_copies_move_every_byte_in_bounded_chunks(tmp_path, nbytes, step)
 
 def test_conversions_go_through_a_small_staging_buffer(tmp_path, monkeypatch):
     source, path = mixed_source(tmp_path, "float64")
-    monkeypatch.setattr(checkpoint, "STAGING_BYTES", 64)  # 4 float64 values and their float32s per chunk
+    monkeypatch.setattr(checkpoint, "STAGING_BYTES", 64)  # chunks of 8 values (the least): 7 per weight
     net = mixed_target()
     net.load_parameters(path, cast_dtype=True)
     for a, b in zip(net.collect_params().values(), source.collect_params().values()):

@@ -14,7 +14,8 @@ Modules, one job each, from the bottom up:
   nothing, thread-safe;
 - ``meta``: shape-only arrays; ``ops``: the layers' array operations; ``nn``: layers and
   containers; ``nd``: arrays and operations; ``planning``: memory plans; ``sharding``: a rank's
-  slice of every parameter; ``models``: the model zoo; ``report``: the memory report.
+  slice of every parameter; ``models``: the model zoo; ``report``: the memory report;
+  ``checkpoint``: safetensors save and load (``Block.save_parameters``, ``nd.save``).
 """
 
 from . import init, nd, nn
@@ -33,3 +34,9 @@ __all__ = ["ArgumentError", "ArgumentTypeError", "DeferredInitializationError", 
            "GpuInitError", "InitializerError", "OutOfMemoryError", "Parameter", "ParameterDict", "PlanError",
            "ShapeError", "UninitializedParameterError", "as_device", "cpu", "default_device",
            "gpu", "init", "nd", "nn", "plan", "Plan", "seed", "shard"]
+
+# Checkpoints (gpuinit.checkpoint: Block.save_parameters/load_parameters, nd.save/load).
+from . import checkpoint  # noqa: E402
+from .errors import CheckpointError, CheckpointNotFoundError  # noqa: E402
+
+__all__ += ["CheckpointError", "CheckpointNotFoundError", "checkpoint"]

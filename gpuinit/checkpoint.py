@@ -789,7 +789,8 @@ def load(filename):
 
 # --- a rank's slices ----------------------------------------------------------------------------
 
-def load_shard(filename, rank: int, world_size: int, net=None, device=None, split: str = "flat") -> dict:
+def load_shard(filename, rank: int, world_size: int, net=None, device=None, split: str = "flat",
+               cast_dtype: bool = False) -> dict:
     """Rank ``rank``'s slice of each tensor of ``filename``, reading only those bytes.
 
     The slices are the ones :func:`gpuinit.shard` makes (``split="flat"``: a contiguous range of
@@ -802,9 +803,10 @@ def load_shard(filename, rank: int, world_size: int, net=None, device=None, spli
         rank, world_size: which slice, as for :func:`gpuinit.shard`.
         net: a Block or ParameterDict: then only its parameters are read (keys: structural paths),
             each must be in the file with a shape that agrees with its known dimensions, and the
-            slices take its dtype and device. None: every tensor, as stored.
+            slices take its device. None: every tensor, as stored.
         device: where the slices go (default: each parameter's device, else the default device).
         split: ``"flat"`` (:func:`gpuinit.shard`'s split); the names in :data:`SPLITS`.
+        cast_dtype: with ``net``, convert stored dtypes other than its parameters' (else refused).
 
     Returns:
         ``{key: 1-D array}``.
@@ -820,6 +822,7 @@ def load_shard(filename, rank: int, world_size: int, net=None, device=None, spli
     if not 0 <= rank < world_size:
         raise ArgumentError(f"{where}: rank must be an integer in [0, {world_size}), got {rank!r}; {hint}")
     checks.choice(split, tuple(SPLITS), "split", where)
+    checks.flag(cast_dtype, "cast_dtype", where)
     ranges = SPLITS[split]
     target = as_device(device) if device is not None else None
     with SafetensorsFile(_check_filename(filename, where)) as f:
@@ -836,9 +839,10 @@ def load_shard(filename, rank: int, world_size: int, net=None, device=None, spli
                 if tensor is None:
                     raise CheckpointError(f"{where}: {name} has no tensor {key!r} for parameter {pname!r}; it holds "
                                           f"{_few(f.tensors)}")
-                lifecycle._loaded_shape(p, key, tensor.shape, f"{where} from {name}")
+                lifecycle.loaded_shape(p, key, tensor.shape, f"{where} from {name}")
+                dtype = lifecycle.loaded_dtype(p, key, f.dtype(tensor), cast_dtype, "current", f"{where} from {name}")
                 here = target if target is not None else p.device if p.device is not None else as_device(None)
-                wanted.append((key, tensor, p.dtype, here))
+                wanted.append((key, tensor, dtype, here))
         bounds = [ranges(t.shape, rank, world_size) for _, t, _, _ in wanted]
         arrays = lifecycle.read_slices(
             [d for _, _, _, d in wanted], [stop - start for start, stop in bounds], [dt for _, _, dt, _ in wanted],

@@ -678,8 +678,8 @@ def load(entries, read, device=None, cast_dtype=False, dtype_source="current", w
         with _step() as step:
             todo = []
             for param, path, shape, stored, seed in entries:
-                shape = _loaded_shape(param, path, shape, where)
-                dtype = _loaded_dtype(param, path, stored, cast_dtype, dtype_source, where)
+                shape = loaded_shape(param, path, shape, where)
+                dtype = loaded_dtype(param, path, stored, cast_dtype, dtype_source, where)
                 request = param.request
                 here = target if target is not None else request.device if request is not None else as_device(None)
                 if request is None:
@@ -709,7 +709,7 @@ def load(entries, read, device=None, cast_dtype=False, dtype_source="current", w
                 raise
 
 
-def _loaded_shape(param, path, stored, where) -> tuple:
+def loaded_shape(param, path, stored, where) -> tuple:
     """The stored shape, checked against ``param``'s known dimensions."""
     stored = tuple(int(d) for d in stored)
     current = param.shape
@@ -724,7 +724,7 @@ def _loaded_shape(param, path, stored, where) -> tuple:
     return stored
 
 
-def _loaded_dtype(param, path, stored, cast_dtype, dtype_source, where) -> np.dtype:
+def loaded_dtype(param, path, stored, cast_dtype, dtype_source, where) -> np.dtype:
     """The dtype ``param`` will have once loaded from a tensor stored as ``stored``."""
     if stored == param.dtype:
         return stored

@@ -203,6 +203,28 @@ def test_files_written_by_torch_and_numpy_load_into_a_deferred_network(tmp_path)
         assert net.h[0].c_attn.weight.request.seed is None  # a foreign file records no seed
 
 
+def test_round_trip_on_each_device(tmp_path, device):
+    net = tiny_gpt("float16")
+    net.initialize(device=device, seed=6)
+    net(nd.array(tokens(), device=device, dtype="int64"))
+    net.save_parameters(tmp_path / "d.safetensors")
+    back = tiny_gpt("float16")
+    back.initialize(device=device, seed=1)
+    back.load_parameters(tmp_path / "d.safetensors")
+    assert str(back.wte.weight.device) == str(net.wte.weight.device)
+    assert all(np.array_equal(a, b) for a, b in zip(values(back).values(), values(net).values()))
+    to32 = tiny_gpt("float32")
+    to32.load_parameters(tmp_path / "d.safetensors", device=device, cast_dtype=True)
+    assert np.array_equal(to_numpy(to32.h[1].c_fc.weight.data()), to_numpy(net.h[1].c_fc.weight.data()).astype(np.float32))
+    part = checkpoint.load_shard(tmp_path / "d.safetensors", 2, 3, device=device)
+    flat = to_numpy(net.h[0].c_attn.weight.data()).reshape(-1)
+    start, stop = gpuinit.sharding.shard_range(flat.size, 2, 3)
+    assert np.array_equal(bits(part["h.0.c_attn.weight"]), bits(flat[start:stop]))
+    arrays = {"a": nd.array(np.arange(5.0), device=device)}
+    nd.save(tmp_path / "a.safetensors", arrays)
+    assert np.array_equal(nd.load(tmp_path / "a.safetensors")["a"], np.arange(5.0))
+
+
 def test_loading_replaces_an_initialized_networks_values_and_keeps_its_keys(saved):
     net, path = saved
     other = tiny_gpt()
@@ -338,6 +360,12 @@ def test_rank_slices_check_the_network(tmp_path):
     other = nn.Dense(5, in_units=4)
     with pytest.raises(CheckpointError, match=r"mixed\.safetensors.*no tensor 'weight'"):
         checkpoint.load_shard(path, 0, 2, net=other)
+    half = nn.Sequential()
+    half.add(nn.Dense(6, dtype="float16"), nn.Dense(3, dtype="float16"))
+    with pytest.raises(CheckpointError, match=r"'0\.weight'.*float16.*float32.*cast_dtype=True"):
+        checkpoint.load_shard(path, 0, 2, net=half)
+    part = checkpoint.load_shard(path, 1, 2, net=half, cast_dtype=True)
+    assert part["0.weight"].dtype == np.float16 and part["0.weight"].size == 12
     with pytest.raises(GpuInitError, match="rank must be an integer in"):
         checkpoint.load_shard(path, 2, 2)
     with pytest.raises(GpuInitError, match="split"):

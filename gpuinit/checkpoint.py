@@ -207,18 +207,22 @@ class SafetensorsFile:
 
     def _parse(self):
         head = self._pread(0, min(self.size, 64))
-        other = _looks_like(head)
-        if other is not None:
-            raise CheckpointError(f"{_quote(self.filename)} is not a safetensors file: it looks like {other}. "
-                                  "gpuinit reads safetensors files only (save_parameters writes them); "
-                                  "convert it where it was made, e.g. safetensors.torch.save_file")
-        if self.size < 8:
-            raise self._bad("it is empty" if not self.size else
-                            f"it is {self.size} bytes long, shorter than the 8-byte header length it must start with")
-        (n,) = struct.unpack("<Q", head[:8])
-        if self.size > 8 and head[8:9] != b"{":
+        # A safetensors file has "{" right after its 8-byte header length; only a file without it
+        # is matched against other formats' first bytes (a header of 1152 bytes starts with the
+        # bytes of a protocol-4 pickle's opcode, 0x80 0x04).
+        if self.size < 9 or head[8:9] != b"{":
+            other = _looks_like(head)
+            if other is not None:
+                raise CheckpointError(f"{_quote(self.filename)} is not a safetensors file: it looks like {other}. "
+                                      "gpuinit reads safetensors files only (save_parameters writes them); "
+                                      "convert it where it was made, e.g. safetensors.torch.save_file")
+            if self.size <= 8:
+                raise self._bad("it is empty" if not self.size else
+                                f"it is {self.size} bytes long, too short for the 8-byte header length and the "
+                                "header it must start with (an interrupted copy or download?)")
             raise CheckpointError(f"{_quote(self.filename)} is not a safetensors file: it does not start with an "
                                   f"8-byte header length and a JSON header (its first bytes are {head[:16]!r})")
+        (n,) = struct.unpack("<Q", head[:8])
         if n > MAX_HEADER_BYTES:
             raise self._bad(f"its header length field says {n} bytes, more than the format's limit of "
                             f"{MAX_HEADER_BYTES}: the header is corrupted")

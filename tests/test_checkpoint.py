@@ -441,7 +441,7 @@ def test_a_truncated_file(tmp_path, cut):
     keep = {"length": 5, "header": 8 + n // 2, "data": len(raw) - 10, "empty": 0}[cut]
     bad = tmp_path / "cut.safetensors"
     bad.write_bytes(raw[:keep])
-    word = {"length": "shorter than the 8-byte header length", "header": "truncated", "data": "truncated",
+    word = {"length": "too short for the 8-byte header length", "header": "truncated", "data": "truncated",
             "empty": "empty"}[cut]
     refused(mixed_target(), bad, CheckpointError, word)
 
@@ -486,6 +486,17 @@ def test_a_corrupted_header(tmp_path, case):
     with pytest.raises(Exception):
         with safetensors.safe_open(str(path), framework="numpy") as f:
             [f.get_slice(k) for k in f.keys()]
+
+
+def test_a_header_that_starts_like_a_pickle_is_still_safetensors(tmp_path):
+    # A header of 0x480 bytes: the file starts 0x80 0x04, a protocol-4 pickle's first two bytes.
+    header = json.dumps({"bias": {"dtype": "F32", "shape": [3], "data_offsets": [0, 12]}}).encode()
+    path = write_raw(tmp_path / "b.safetensors", header + b" " * (0x480 - len(header)),
+                     np.array([1, 2, 3], np.float32).tobytes(), pad=False)
+    assert path.read_bytes()[:2] == b"\x80\x04"
+    net = nn.Dense(3)
+    net.load_parameters(path, device="cpu", allow_missing=True)
+    assert np.array_equal(net.bias.data(), [1, 2, 3])
 
 
 def test_wrong_shapes_name_the_parameter_expected_and_got(tmp_path):

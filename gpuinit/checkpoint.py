@@ -52,6 +52,7 @@ import mmap
 import os
 import secrets
 import struct
+import warnings
 from stat import S_ISREG
 from typing import NamedTuple
 
@@ -407,9 +408,11 @@ class SafetensorsFile:
             values = raw[:n * source.itemsize].view(source)
             self._read_exact(offset + done * source.itemsize, values)
             out = converted[:n * dtype.itemsize].view(dtype) if gpu else typed_dest[done:done + n]
-            with np.errstate(over="ignore", invalid="ignore"):
+            with np.errstate(over="ignore", invalid="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # ml_dtypes warns of overflow itself
                 dtypes.assign(out, values)
-            if source.kind != "b" and bool((~np.isfinite(out) & _finite(values)).any()):
+                overflow = source.kind != "b" and bool((~_finite(out) & _finite(values)).any())
+            if overflow:
                 raise CheckpointError(f"{_quote(self.filename)}: tensor {tensor.key!r} holds values that do not fit "
                                       f"{dtype} (they would become infinite); load it with dtype_source='saved' to "
                                       f"keep {source}, or give the parameter a wider dtype")
@@ -419,6 +422,7 @@ class SafetensorsFile:
 
 
 def _finite(values) -> np.ndarray:
+    """Which values are finite (bfloat16 through float32: ml_dtypes' isfinite does not see its inf)."""
     return np.isfinite(values.astype(np.float32) if dtypes.is_bfloat16(values.dtype) else values)
 
 

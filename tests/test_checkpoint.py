@@ -525,6 +525,27 @@ def test_a_conversion_that_overflows_changes_nothing_and_gives_the_memory_back(t
     assert again - current < 4096  # a failed load leaves no arena behind
 
 
+def test_a_failed_load_unmaps_its_populated_arena(tmp_path):
+    from gpuinit import memory
+    if memory.rss_bytes() is None:
+        pytest.skip("needs /proc for the RSS")
+    big = {"0.weight": np.ones((1000, 1000)), "0.bias": np.ones(1000), "1.weight": np.ones((1000, 1000)),
+           "1.bias": np.full(1000, 1e300)}  # 8 MB of float32 arena, the last tensor overflowing
+    path = tmp_path / "big.safetensors"
+    st_save_file(big, str(path))
+    net = nn.Sequential()
+    net.add(nn.Dense(1000), nn.Dense(1000))
+    net.initialize(device="cpu", seed=1)
+    for _ in range(2):  # the allocator's heap settles (the conversion's staging buffer)
+        refused(net, path, CheckpointError, "'1.bias'", cast_dtype=True)
+    gc.collect()
+    before = memory.rss_bytes()
+    for _ in range(3):
+        refused(net, path, CheckpointError, "'1.bias'", cast_dtype=True)
+    gc.collect()
+    assert memory.rss_bytes() - before < 4 << 20  # each failure's 8 MB arena is gone (kept, 24 MB)
+
+
 def test_missing_and_extra_parameters_follow_allow_missing_and_ignore_extra(tmp_path):
     source, path = mixed_source(tmp_path)
     partial = tmp_path / "partial.safetensors"

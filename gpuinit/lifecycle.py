@@ -695,7 +695,7 @@ def load(entries, read, device=None, cast_dtype=False, dtype_source="current", w
                                        lambda i, dest: read(i, dest, todo[i][3]))
             for (param, request, shape, dtype), (arena, offset) in zip(todo, places):
                 step.stage(param, param._initialized_as(request, store.ArenaSlice(arena, offset, shape, dtype), shape))
-            places = None
+            places = arena = None  # the step owns the arenas now: a failure below must free them
             step.materialized = (sum(n for _, _, n in step.arenas), time.perf_counter() - started,
                                  [str(d) for _, d, _ in step.arenas])
             retyped = [(param, param.dtype, dtype) for param, _, _, dtype in todo if dtype != param.dtype]

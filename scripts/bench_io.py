@@ -11,8 +11,9 @@ Loads of the same file:
   allocated by the load, each tensor read straight into its slot);
 - ``st.numpy + copy``: ``safetensors.numpy.load_file(path)``, then each array copied into the
   parameter's place (a network materialized beforehand, outside the timing);
-  ``st.numpy + alloc + copy``: the same with the places allocated (materialized with zeros) in the
-  timing, as a load into a fresh network must (the first touch of fresh memory costs page faults);
+  ``st.numpy + alloc + copy``: the same with the places allocated (``initialize(init.Zero())``,
+  shapes inferred beforehand) in the timing, as a load into a fresh network must (the first touch
+  of fresh memory costs page faults);
 - ``st.torch (lazy)``: ``safetensors.torch.load_file(path)``, where torch is installed: tensors
   over the mapped file, whose pages are read only when touched (so its time is not a read);
   ``st.torch + clone``: the same, each tensor cloned (every byte read, in torch's memory);
@@ -87,11 +88,17 @@ def build(model: str):
     return models.llama2("7b", dtype=dtype, layers=2)
 
 
-def materialize(net, model: str, init=None):
-    import numpy as np
+def infer_shapes(net, model: str) -> None:
+    from gpuinit import planning
     _, shape = MODELS[model]
+    planning.plan(net, shape, input_dtype="int64", device="cpu")  # shapes only: allocates nothing
+
+
+def materialize(net, model: str, init=None) -> None:
+    """Allocate and fill the parameters (shapes inferred first, so no forward pass runs)."""
+    if any(not p.shape_known for p in net.collect_params().values()):
+        infer_shapes(net, model)
     net.initialize(init=init, device="cpu", seed=0)
-    net(np.zeros(shape, np.int64))
 
 
 def param_items(net):
@@ -134,6 +141,7 @@ def child(name: str, model: str, path: str) -> dict:
         from safetensors.numpy import load_file
         net = build(model)
         timed_alloc = "alloc" in name
+        infer_shapes(net, model)
         if not timed_alloc:
             materialize(net, model, init=init.Zero())  # the places to copy into, outside the timing
         before = start_peak()

@@ -400,6 +400,20 @@ def test_staged_copies_move_every_byte_in_bounded_chunks(tmp_path, nbytes, step)
     assert bytes(written) == data.tobytes() and chunks == -(-data.nbytes // step)
 
 
+def test_mapped_windows_copy_every_byte_from_unaligned_offsets(saved, monkeypatch):
+    net, path = saved
+    monkeypatch.setattr(checkpoint, "MAP_FROM_BYTES", 1)  # every read through mapped windows...
+    monkeypatch.setattr(checkpoint, "WINDOW_BYTES", 4096)  # ...of one page: most reads span several
+    back = tiny_gpt()
+    back.load_parameters(path, device="cpu")
+    assert all(np.array_equal(a, b) for a, b in zip(values(back).values(), values(net).values()))
+    for rank in range(3):
+        part = checkpoint.load_shard(path, rank, 3)
+        for key, want in values(net).items():
+            start, stop = gpuinit.sharding.shard_range(want.size, rank, 3)
+            assert np.array_equal(bits(part[key]), want.reshape(-1)[start:stop]), key
+
+
 def test_conversions_go_through_a_small_staging_buffer(tmp_path, monkeypatch):
     source, path = mixed_source(tmp_path, "float64")
     monkeypatch.setattr(checkpoint, "STAGING_BYTES", 64)  # chunks of 8 values (the least): 7 per weight

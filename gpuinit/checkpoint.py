@@ -548,12 +548,13 @@ def write_file(filename, items, metadata: dict) -> None:
 
 def _check_written(temporary: str, filename: str, keys) -> None:
     """Have the safetensors reference implementation open what was written (the header and that
-    the data covers the file exactly: what torch and Hugging Face will check)."""
+    the data covers the file exactly: what torch and Hugging Face will check). Skipped where the
+    package is missing (installed without its dependencies): gpuinit reads and writes the bytes
+    itself, so checkpoints work without it."""
     try:
         from safetensors import safe_open
-    except ImportError:
-        raise CheckpointError("saving checkpoints needs the safetensors package, a dependency of gpuinit: "
-                              "pip install safetensors") from None
+    except ImportError:  # a dependency of gpuinit, but the file is complete without the check
+        return
     try:
         with safe_open(temporary, framework="numpy") as f:
             written = set(f.keys())

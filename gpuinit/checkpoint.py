@@ -58,7 +58,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import backend, checks, dtypes, lifecycle
+from . import backend, checks, dtypes, lifecycle, sharding
 from .backend import is_cupy_array
 from .device import as_device
 from .errors import (ArgumentError, ArgumentTypeError, CheckpointError, CheckpointNotFoundError,
@@ -90,11 +90,14 @@ _ITEMSIZE = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16":
              "C64": 8, "F8_E4M3FNUZ": 1, "F8_E5M2FNUZ": 1}
 
 # Splits of a tensor among ranks for load_shard: name -> (shape, rank, world_size) -> (start, stop)
-# of the rank's flat elements. "flat" is gpuinit.shard's split; a dim-0 split (torch FSDP2's
-# chunks of rows, also contiguous) plugs in here as one more entry.
+# of the rank's flat elements, the same functions gpuinit.shard uses. Any split whose slices are
+# contiguous row-major ranges plugs in here: "flat" (gpuinit.shard's), and "dim0" (whole rows,
+# FSDP2's Shard(0)) where gpuinit.sharding has it.
 SPLITS = {
     "flat": lambda shape, rank, world_size: shard_range(math.prod(shape), rank, world_size),
 }
+if hasattr(sharding, "dim0_range"):
+    SPLITS["dim0"] = sharding.dim0_range
 
 
 def _quote(filename) -> str:
@@ -814,7 +817,8 @@ def load_shard(filename, rank: int, world_size: int, net=None, device=None, spli
             each must be in the file with a shape that agrees with its known dimensions, and the
             slices take its device. None: every tensor, as stored.
         device: where the slices go (default: each parameter's device, else the default device).
-        split: ``"flat"`` (:func:`gpuinit.shard`'s split); the names in :data:`SPLITS`.
+        split: ``"flat"`` (:func:`gpuinit.shard`'s default split), or any name in :data:`SPLITS`
+            (``"dim0"`` where :mod:`gpuinit.sharding` has it).
         cast_dtype: with ``net``, convert stored dtypes other than its parameters' (else refused).
 
     Returns:

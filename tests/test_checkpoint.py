@@ -355,6 +355,22 @@ def test_rank_slices_are_gpuinit_shards_and_read_only_their_bytes(tmp_path, worl
         assert spent < size / world_size + header + 8192
 
 
+@pytest.mark.parametrize("split", sorted(checkpoint.SPLITS))
+def test_every_split_reads_the_slices_gpuinit_shard_makes(tmp_path, split):
+    net = tiny_gpt()
+    net.initialize(device="cpu", seed=2)
+    net(tokens())
+    net.save_parameters(tmp_path / "s.safetensors")
+    planned = tiny_gpt()
+    planned.initialize(device="cpu", seed=2, defer=True)
+    gpuinit.plan(planned, tokens())
+    for rank in range(3):
+        kwargs = {} if split == "flat" else {"split": split}
+        made = gpuinit.shard(planned, rank, 3, **kwargs)
+        got = checkpoint.load_shard(tmp_path / "s.safetensors", rank, 3, net=planned, split=split)
+        assert all(np.array_equal(bits(got[k]), bits(made[k])) for k in made)
+
+
 def test_rank_slices_check_the_network(tmp_path):
     _, path = mixed_source(tmp_path, units=(6, 3))
     other = nn.Dense(5, in_units=4)

@@ -14,8 +14,7 @@ Modules, one job each, from the bottom up:
   nothing, thread-safe;
 - ``meta``: shape-only arrays; ``ops``: the layers' array operations; ``nn``: layers and
   containers; ``nd``: arrays and operations; ``planning``: memory plans; ``sharding``: a rank's
-  slice of every parameter; ``models``: the model zoo; ``report``: the memory report;
-  ``checkpoint``: safetensors save and load (``Block.save_parameters``, ``nd.save``).
+  slice of every parameter; ``models``: the model zoo; ``report``: the memory report.
 """
 
 from . import init, nd, nn

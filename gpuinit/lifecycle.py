@@ -685,7 +685,11 @@ def load(entries, read, device=None, cast_dtype=False, dtype_source="current", w
                 if request is None:
                     initializer, own = param.chosen_initializer(Uniform())
                     key = derive_key(seed if seed is not None else 0, path)
-                    request = InitRequest(initializer, own, here, key, path, seed)
+                    request = InitRequest(initializer, own, here, key, path, seed=seed)
+                elif getattr(request, "replicas", ()):
+                    raise CheckpointError(f"{where}: parameter {path!r} ({param.name}) has copies on several "
+                                          "devices; loading into those is not supported yet: load the network "
+                                          "on one device, then give it its devices (reset_ctx)")
                 elif request.device != here:
                     request = request._replace(device=here)
                 todo.append((param, request, shape, dtype))

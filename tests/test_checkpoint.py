@@ -11,6 +11,7 @@ import struct
 import subprocess
 import sys
 import textwrap
+import time
 import tracemalloc
 import warnings
 
@@ -237,6 +238,38 @@ def test_loading_replaces_an_initialized_networks_values_and_keeps_its_keys(save
     assert {n: p.rng_key for n, p in other.collect_params().items()} == keys
     # one new arena for the load; the old one is freed with its last view
     assert store.live_bytes() == before
+
+
+def test_forward_passes_racing_a_load_see_the_old_or_the_new_network_never_a_mix(saved):
+    import threading
+    net, path = saved
+    other = tiny_gpt()
+    other.initialize(device="cpu", seed=50)
+    x = tokens()
+    old, new = other(x).copy(), net(x)
+    seen, errors, stop = [], [], threading.Event()
+
+    def forwards():
+        try:
+            while not stop.is_set():
+                y = other(x)
+                seen.append("old" if np.array_equal(y, old) else "new" if np.array_equal(y, new) else "mixed")
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    worker = threading.Thread(target=forwards)
+    worker.start()
+    try:
+        while not seen and worker.is_alive():
+            time.sleep(0.001)
+        other.load_parameters(path)
+        count = len(seen)
+        while len(seen) < count + 2 and worker.is_alive():
+            time.sleep(0.001)
+    finally:
+        stop.set()
+        worker.join()
+    assert not errors and "mixed" not in seen and seen[0] == "old" and seen[-1] == "new"
 
 
 def test_a_never_initialized_network_takes_the_files_seed(saved):

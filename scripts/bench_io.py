@@ -154,7 +154,7 @@ def child(name: str, model: str, path: str) -> dict:
         out["seconds"] = time.perf_counter() - t
         del loaded
     elif name in ("st.torch (lazy)", "st.torch + clone"):
-        import torch  # noqa: F401 - imported before the baseline is taken
+        import torch  # noqa: F401 - its import is not part of the timed load
         from safetensors.torch import load_file
         before = start_peak()
         t = time.perf_counter()
@@ -208,9 +208,11 @@ def bench(model: str, repeat: int, folder: str) -> None:
     path = os.path.join(folder, f"{model}.safetensors")
     made = run_child("make", model, path)
     nbytes = made["bytes"]
-    print(f"\n{model}: {nbytes / 1e6:,.1f} MB of parameters ({MODELS[model][0]}), file {made['file_bytes'] / 1e6:,.1f} MB")
-    loads = ["gpuinit load", "st.numpy + copy", "st.numpy + alloc + copy"] + (["st.torch (lazy)", "st.torch + clone"] if have("torch") else []) + \
-        ["gpuinit shard 0/8", "st slice 0/8"]
+    print(f"\n{model}: {nbytes / 1e6:,.1f} MB of parameters ({MODELS[model][0]}), "
+          f"file {made['file_bytes'] / 1e6:,.1f} MB")
+    loads = ["gpuinit load", "st.numpy + copy", "st.numpy + alloc + copy"]
+    loads += ["st.torch (lazy)", "st.torch + clone"] if have("torch") else []
+    loads += ["gpuinit shard 0/8", "st slice 0/8"]
     saves = ["save gpuinit", "save st.numpy"]
     results = {name: [] for name in loads + saves}
     for _ in range(repeat):

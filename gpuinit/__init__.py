@@ -40,3 +40,9 @@ __all__ = ["ArgumentError", "ArgumentTypeError", "DeferredInitializationError", 
            "GpuInitError", "InitializerError", "OutOfMemoryError", "Parameter", "ParameterDict", "PlanError",
            "ShapeError", "UninitializedParameterError", "as_device", "cpu", "default_device",
            "gpu", "init", "nd", "nn", "plan", "Plan", "seed", "shard"]
+
+# Checkpoints (gpuinit.checkpoint: Block.save_parameters/load_parameters, nd.save/load).
+from . import checkpoint  # noqa: E402
+from .errors import CheckpointError, CheckpointNotFoundError  # noqa: E402
+
+__all__ += ["CheckpointError", "CheckpointNotFoundError", "checkpoint"]

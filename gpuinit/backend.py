@@ -101,6 +101,29 @@ def to_numpy(x) -> np.ndarray:
     return np.asarray(x)
 
 
+def pinned_host_buffer(nbytes: int) -> np.ndarray:
+    """A ``uint8`` host array of ``nbytes`` in page-locked memory (CuPy's pinned pool), the staging
+    buffer of host <-> GPU transfers (checkpoints). The array keeps the memory alive."""
+    cupy = cupy_module()
+    memory = cupy.cuda.alloc_pinned_memory(nbytes)
+    return np.frombuffer(memory, np.uint8, nbytes)
+
+
+def copy_to_device(dst, src: np.ndarray) -> None:
+    """Copy the host array ``src`` into the CuPy array ``dst`` (same dtype and size, contiguous).
+
+    Synchronizes: ``src`` may be reused as soon as this returns."""
+    dst.set(src)
+    cupy_module().cuda.get_current_stream().synchronize()  # whatever stream set() used
+
+
+def copy_to_host(dst: np.ndarray, src) -> None:
+    """Copy the CuPy array ``src`` into the host array ``dst`` (same dtype and size, contiguous).
+
+    Synchronizes: ``dst`` holds the values when this returns."""
+    src.get(out=dst)  # no stream given: synchronous
+
+
 @functools.lru_cache(maxsize=None)
 def device_name(index: int) -> str:
     """The CUDA device's name, e.g. ``NVIDIA H100 80GB HBM3``."""

@@ -57,3 +57,12 @@ class OutOfMemoryError(GpuInitError, MemoryError):
 
 class PlanError(GpuInitError):
     """A block could not be followed by the shape-only pass (planning, deferred initialization)."""
+
+
+class CheckpointError(GpuInitError, ValueError):
+    """A checkpoint file cannot be read (not safetensors, truncated, corrupted) or written, or does
+    not fit the network it is loaded into (names, dtypes); nothing was changed."""
+
+
+class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
+    """The checkpoint file to load does not exist."""

@@ -8,6 +8,8 @@ Every change to a parameter goes through here:
   dimensions, the parameters are materialized in one arena per device, and the forward runs;
 - :func:`infer_shapes` (``gpuinit.plan``, ``Block.infer_shape``) fixes shapes, allocating nothing;
 - :func:`shard` makes a rank's slices of the parameters without changing them;
+- :func:`load` materializes parameters from stored tensors (a checkpoint), filling unknown
+  dimensions from them, and :func:`read_slices` reads a rank's slices of stored tensors;
 - :func:`set_data` and :func:`set_shape` change one parameter.
 
 Each runs as one :class:`Step`: the new parameter states are *staged* (visible only to the thread
@@ -29,6 +31,7 @@ import math
 import threading
 import time
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 
@@ -36,13 +39,13 @@ from . import checks, dtypes, engine, store
 from .backend import array_module_of, to_numpy
 from .device import as_device
 from .draws import Stream
-from .errors import (ArgumentError, ArgumentTypeError, DeferredInitializationError, GpuInitError,
-                     InitializerError, PlanError, ShapeError, UninitializedParameterError)
+from .errors import (ArgumentError, ArgumentTypeError, CheckpointError, DeferredInitializationError,
+                     GpuInitError, InitializerError, PlanError, ShapeError, UninitializedParameterError)
 from .init import InitDesc, Uniform, create
 from .meta import MetaArray
 from .parameter import InitRequest, current_step, staging
 from .streams import Fill, FillJobs, give_back_seed, next_seed
-from .streams.keys import derive_key_array
+from .streams.keys import derive_key, derive_key_array
 from .streams.keys import check_seed
 
 
@@ -271,7 +274,7 @@ def _initialize(todo, default, device, seed_value, defer) -> None:
                 raise DeferredInitializationError(
                     f"parameter {p.name!r} has unknown shape {p.shape!r} and does not allow deferred "
                     "initialization; give its full shape")
-        requests.append((p, new_request(InitRequest, (initializer, own, device, key, path))))
+        requests.append((p, new_request(InitRequest, (initializer, own, device, key, path, seed_value))))
     with _step() as step:
         with staging(step):
             if not defer and complete:
@@ -623,6 +626,157 @@ def shard(params, ranges) -> dict:
         with _step() as step:
             data = _fill(step, batch, shards=True)
             out = {request.path: made for request, made in zip(batch.requests, data)}
+            step.commit()
+    return out
+
+
+# --- loading stored tensors ---------------------------------------------------------------------
+
+class Stored(NamedTuple):
+    """A stored tensor to load into a parameter: its shape and dtype as stored; the path and
+    seed that key the parameter's stream where it was never initialized."""
+
+    param: object
+    path: str
+    shape: tuple
+    dtype: np.dtype
+    seed: int | None = None
+
+
+def load(entries, read, device=None, cast_dtype=False, dtype_source="current", where="load") -> None:
+    """Materialize parameters from stored tensors (a checkpoint), as one step.
+
+    Each parameter takes its stored tensor's shape (its unknown dimensions filled in, its known
+    ones checked) and values, in one arena per device allocated once, each tensor read straight
+    into its slot. Deferred parameters become initialized; initialized ones get new slots (arrays
+    taken from ``data()`` before keep the old values); parameters never initialized get the
+    request ``initialize()`` would give them, keyed by their :class:`Stored` path and seed (seed 0
+    where none is known). All or nothing: if any check or
+    read fails, no parameter changes and the memory is given back.
+
+    Args:
+        entries: a :class:`Stored` for each parameter to load (each parameter once).
+        read: ``read(i, dest, dtype)`` fills ``dest``, the slot of entry ``i`` as a 1-D ``uint8``
+            array (NumPy or CuPy), with the stored values as ``dtype``.
+        device: where the parameters go; None: where each was initialized for (the default
+            device for one never initialized).
+        cast_dtype, dtype_source: Gluon's: a stored dtype other than the parameter's is refused
+            unless ``cast_dtype``; then ``"current"`` converts the values to the parameter's dtype,
+            ``"saved"`` gives the parameter the stored dtype.
+        where: what is loaded, for messages (``"loading 'net.safetensors'"``).
+
+    Raises:
+        ShapeError: a stored shape disagrees with a parameter's known dimensions;
+        CheckpointError: a dtype mismatch, a conversion that overflows, a failed read;
+        OutOfMemoryError: the parameters do not fit. Nothing changes on any failure.
+    """
+    target = as_device(device) if device is not None else None
+    entries = list(entries)
+    if not entries:
+        return
+    with access.changing("load parameters"), store.gc_paused():
+        with _step() as step:
+            todo = []
+            for param, path, shape, stored, seed in entries:
+                shape = loaded_shape(param, path, shape, where)
+                dtype = loaded_dtype(param, path, stored, cast_dtype, dtype_source, where)
+                request = param.request
+                here = target if target is not None else request.device if request is not None else as_device(None)
+                if request is None:
+                    initializer, own = param.chosen_initializer(Uniform())
+                    key = derive_key(seed if seed is not None else 0, path)
+                    request = InitRequest(initializer, own, here, key, path, seed=seed)
+                elif getattr(request, "replicas", ()):
+                    raise CheckpointError(f"{where}: parameter {path!r} ({param.name}) has copies on several "
+                                          "devices; loading into those is not supported yet: load the network "
+                                          "on one device, then give it its devices (reset_ctx)")
+                elif request.device != here:
+                    request = request._replace(device=here)
+                todo.append((param, request, shape, dtype))
+            started = time.perf_counter()
+            nbytes = [math.prod(shape) * dtype.itemsize for _, _, shape, dtype in todo]
+            places = _read_into_arenas(step, [r.device for _, r, _, _ in todo], nbytes,
+                                       lambda i, dest: read(i, dest, todo[i][3]))
+            for (param, request, shape, dtype), (arena, offset) in zip(todo, places):
+                step.stage(param, param._initialized_as(request, store.ArenaSlice(arena, offset, shape, dtype), shape))
+            places = arena = None  # the step owns the arenas now: a failure below must free them
+            step.materialized = (sum(n for _, _, n in step.arenas), time.perf_counter() - started,
+                                 [str(d) for _, d, _ in step.arenas])
+            retyped = [(param, param.dtype, dtype) for param, _, _, dtype in todo if dtype != param.dtype]
+            try:
+                for param, _, dtype in retyped:
+                    param.dtype = dtype
+                step.commit()
+            except BaseException:
+                for param, dtype, _ in retyped:
+                    param.dtype = dtype
+                raise
+
+
+def loaded_shape(param, path, stored, where) -> tuple:
+    """The stored shape, checked against ``param``'s known dimensions."""
+    stored = tuple(int(d) for d in stored)
+    current = param.shape
+    fix = ("the file was saved from a network of another configuration: build this one with the "
+           "file's sizes, or leave those dimensions unknown (0) to take them from the file")
+    if not stored or 0 in stored:
+        raise ShapeError(f"{where}: parameter {path!r} ({param.name}) cannot take the stored shape "
+                         f"{stored!r}: a parameter needs at least one dimension and none of size 0")
+    if current and (len(current) != len(stored) or any(c and c != s for c, s in zip(current, stored))):
+        raise ShapeError(f"{where}: parameter {path!r} ({param.name}) has shape {current!r}, the "
+                         f"stored tensor has shape {stored!r}; {fix}")
+    return stored
+
+
+def loaded_dtype(param, path, stored, cast_dtype, dtype_source, where) -> np.dtype:
+    """The dtype ``param`` will have once loaded from a tensor stored as ``stored``."""
+    if stored == param.dtype:
+        return stored
+    if not cast_dtype:
+        raise CheckpointError(f"{where}: parameter {path!r} ({param.name}) has dtype {param.dtype}, the "
+                              f"stored tensor has dtype {stored}; pass cast_dtype=True to convert it "
+                              "(dtype_source='current' keeps the parameter's dtype, 'saved' takes the file's)")
+    if dtype_source == "current":
+        return param.dtype
+    if not dtypes.is_float(stored):
+        raise CheckpointError(f"{where}: parameter {path!r} ({param.name}) cannot take the stored dtype "
+                              f"{stored} (dtype_source='saved'): parameters are float16, bfloat16, float32 "
+                              "or float64; pass dtype_source='current' to convert the values instead")
+    return stored
+
+
+def _read_into_arenas(step, devices, nbytes, read) -> list:
+    """Take one arena per device (owned by ``step``) and have ``read(i, dest)`` fill each block.
+
+    Returns:
+        ``(arena, offset)`` of each block, in order.
+    """
+    out = [None] * len(nbytes)
+    progress = _observer.get("progress")
+    for device, (indices, offsets, size) in store.place(devices, nbytes).items():
+        arena = store.allocate(device, size, populate=True)  # read front to back by this thread
+        step.arenas.append((arena, device, size))
+        with device.activate():
+            for i, offset in zip(indices.tolist(), offsets.tolist()):
+                read(i, arena[offset:offset + nbytes[i]])
+                out[i] = (arena, offset)
+                if progress:
+                    progress(nbytes[i])
+            if device.is_gpu:
+                device.xp.cuda.get_current_stream().synchronize()
+    return out
+
+
+def read_slices(devices, counts, dtypes_, read) -> list:
+    """New 1-D arrays of ``counts[i]`` elements of ``dtypes_[i]`` on ``devices[i]``, one arena per
+    device, each filled by ``read(i, dest)`` (``dest``: its bytes, 1-D ``uint8``): a rank's slices
+    of stored tensors. Parameters are not changed; the memory is given back on failure."""
+    nbytes = [int(c) * d.itemsize for c, d in zip(counts, dtypes_)]
+    with access.using(), store.gc_paused():
+        with _step() as step:
+            places = _read_into_arenas(step, devices, nbytes, read)
+            out = [store.flat_view(arena, offset, int(c), d) for (arena, offset), c, d in zip(places, counts, dtypes_)]
+            places = None
             step.commit()
     return out
 

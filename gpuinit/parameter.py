@@ -42,6 +42,7 @@ class InitRequest(NamedTuple):
     device: Device
     key: tuple
     path: str
+    seed: int | None = None  # the seed ``key`` was derived from (recorded in checkpoints)
 
 
 class State(NamedTuple):
@@ -388,6 +389,20 @@ class ParameterDict:
         paths = self._paths
         lifecycle.initialize(((paths.get(name, name), p) for name, p in self._params.items()), init, device,
                              force_reinit, seed, defer)
+
+    def save(self, filename, strip_prefix="") -> None:
+        """Save the parameters to a safetensors file keyed by name, ``strip_prefix`` removed
+        (Gluon's); see :mod:`gpuinit.checkpoint`."""
+        from . import checkpoint
+        checkpoint.save_dict(self, filename, strip_prefix)
+
+    def load(self, filename, device=None, allow_missing=False, ignore_extra=False, restore_prefix="",
+             cast_dtype=False, dtype_source="current", ctx=None) -> None:
+        """Load parameters saved by :meth:`save` (keys: names without ``restore_prefix``), as
+        ``Block.load_parameters`` does."""
+        from . import checkpoint
+        checkpoint.load_dict(self, filename, device if device is not None else ctx, allow_missing, ignore_extra,
+                             restore_prefix, cast_dtype, dtype_source)
 
     def __repr__(self) -> str:
         lines = "\n".join(f"  {p!r}" for p in self.values())

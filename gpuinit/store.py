@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import math
+import mmap
 import threading
 import traceback
 import weakref
@@ -20,6 +21,8 @@ import numpy as np
 
 from .errors import OutOfMemoryError
 from .arrays import NDArray
+
+_MAP_POPULATE = getattr(mmap, "MAP_POPULATE", 0)  # Linux only
 
 ALIGNMENT = 256  # bytes; CUDA's allocation granularity for coalesced access, fine for SIMD too
 
@@ -123,8 +126,13 @@ def check_fits(device, needed: int) -> None:
             "dtype (dtype='float16'), another device, or check the plan first with gpuinit.plan()")
 
 
-def allocate(device, nbytes: int):
+def allocate(device, nbytes: int, populate: bool = False):
     """One arena of ``nbytes`` (at least one byte) on ``device``, aligned to :data:`ALIGNMENT`.
+
+    ``populate`` (host memory, Linux): have the kernel back every page at once (``MAP_POPULATE``)
+    rather than page by page on first touch, for an arena one thread fills front to back (a
+    checkpoint load): on the benchmark VM, first-touch faults cost more than the copy itself.
+    Fills that many threads share keep first touch, which they spread over the cores.
 
     Raises:
         OutOfMemoryError: the device could not give the memory.
@@ -134,8 +142,12 @@ def allocate(device, nbytes: int):
         if device.is_gpu:
             with device.activate():
                 return device.xp.empty(size, dtype=np.uint8)
+        if populate and _MAP_POPULATE and size >= 1 << 20:
+            # Page-aligned; the array's buffer keeps the mapping, unmapped when its last view dies.
+            mapping = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | _MAP_POPULATE)
+            return np.frombuffer(mapping, np.uint8, size)
         raw = np.empty(size + ALIGNMENT, dtype=np.uint8)
-    except MemoryError as exc:  # NumPy's, and CuPy's OutOfMemoryError, which derives from it
+    except (MemoryError, OSError) as exc:  # NumPy's, CuPy's OutOfMemoryError (a MemoryError), mmap's ENOMEM
         raise OutOfMemoryError(f"allocating {format_bytes(nbytes)} of parameters on {device} failed: "
                                f"{exc}; nothing was initialized. Free memory, or use a smaller model "
                                "or dtype") from exc

@@ -24,6 +24,7 @@ from ..meta import MetaArray, is_meta
 from ..ops import gelu, layer_norm, matmul, rms_norm, silu, softrelu, softsign, take
 from . import random
 from ..arrays import NDArray, as_ndarray
+from ..checkpoint import load, save  # MXNet's nd.load/nd.save, as safetensors (gpuinit.checkpoint)
 
 _nd = as_ndarray
 

@@ -301,6 +301,50 @@ class Block:
                              f"shape {tuple(x.shape)}")
         return x
 
+    # --- checkpoints (gpuinit.checkpoint) ---------------------------------------------------
+
+    def save_parameters(self, filename, deduplicate=False) -> None:
+        """Save every parameter to a safetensors file, keyed by structural path (``h.0.c_attn.weight``).
+
+        The file records gpuinit's version, the stream contract's, the seed and each parameter's
+        initializer; it is written atomically (see :mod:`gpuinit.checkpoint`). Shared parameters
+        are saved once, under their first path (``deduplicate`` is accepted for Gluon's signature).
+
+        Raises:
+            DeferredInitializationError, UninitializedParameterError: a parameter has no data yet;
+            CheckpointError: the file cannot be written. Nothing is written then.
+        """
+        from .. import checkpoint
+        checks.flag(deduplicate, "deduplicate", f"{type(self).__name__}.save_parameters")
+        params = self.collect_params()
+        checkpoint.save_parameters([(params.path_of(name), p) for name, p in params.items()], filename, "paths",
+                                   f"{type(self).__name__}.save_parameters")
+
+    def load_parameters(self, filename, device=None, allow_missing=False, ignore_extra=False, cast_dtype=False,
+                        dtype_source="current", ctx=None) -> None:
+        """Load parameters from a safetensors file (``save_parameters``', or torch's, keyed by path).
+
+        A materialization, all or nothing: unknown dimensions come from the file (a deferred
+        network needs no forward pass first), known ones must match; the arena is allocated once
+        and each tensor read straight into its slot. Parameters never initialized are initialized
+        by the load. Arrays taken from ``data()`` before keep the old values.
+
+        Args:
+            filename: the file; device (``ctx``): where the parameters go (default: where each was
+                initialized for, else the default device).
+            allow_missing: leave parameters the file lacks as they are, rather than refuse.
+            ignore_extra: skip tensors that are not parameters of this block, rather than refuse.
+            cast_dtype: accept stored dtypes other than the parameters'; ``dtype_source``
+                ``'current'`` converts the values, ``'saved'`` gives the parameters the file's dtype.
+
+        Raises:
+            CheckpointNotFoundError, CheckpointError: no file, not safetensors, truncated, corrupted,
+                missing or extra tensors, other dtypes; ShapeError: other shapes. Nothing changes then.
+        """
+        from .. import checkpoint
+        checkpoint.load_block(self, filename, device if device is not None else ctx, allow_missing, ignore_extra,
+                              cast_dtype, dtype_source)
+
     # --- display ---------------------------------------------------------------------------
 
     def _extra_repr(self) -> str:

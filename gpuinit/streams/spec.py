@@ -73,6 +73,10 @@ from ..errors import ArgumentTypeError, InitializerError
 
 FAMILIES = ("constant", "uniform", "normal", "truncated_normal")
 
+# The contract's version: raised whenever a change to this specification changes any number a seed
+# gives. Checkpoints record it, so a file says which contract its initial values came from.
+CONTRACT_VERSION = 1
+
 # The largest |z| a standard normal draw can reach: with a float32 compute type the radius draw
 # has 32 bits, sqrt(-2 log 2**-32) = 6.66; with float64, 53 bits, sqrt(-2 log 2**-53) = 8.57.
 _NORMAL_REACH = {4: 6.67, 8: 8.58}

@@ -14,6 +14,7 @@ is touched; a failure leaves it as it was and drops the arena.
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import torch
@@ -28,8 +29,11 @@ from ..streams.keys import check_seed
 from . import fsdp
 from .slots import FLOATS, collect, numpy_dtype
 
+# The most recent successful materialization: arena bytes, seconds (allocation and fills), device.
+last_materialization: dict = {}
 
-def _target_device(module, device, where) -> torch.device:
+
+def target_device(module, device, where) -> torch.device:
     """The device to materialize on: ``device``, else where the module's real tensors are, else
     CUDA when torch sees one, else the CPU.
 
@@ -242,7 +246,7 @@ def materialize(module, device=None, seed=None, rules=None, dtype=None, unknown=
         raise ArgumentError(f"{where}: every tensor of the {type(module).__name__} already has memory (none is on "
                             "the meta device); to re-initialize it in place call gpuinit.torch.fill_(module), or "
                             "pass reinit=True to materialize it into a new arena")
-    target = _target_device(module, device, where)
+    target = target_device(module, device, where)
     if fsdp.has_dtensors(module):
         return fsdp.materialize(module, slots, target, seed, dtype, where)
     seed_value, drawn = _seed(seed, where)
@@ -260,6 +264,7 @@ def target_dtype(t: torch.Tensor, dtype):
 
 
 def _materialize(module, slots, device, seed, dtype, where) -> None:
+    started = time.perf_counter()
     new_dtypes = [target_dtype(s.tensor, dtype) for s in slots]
     shapes = [tuple(s.tensor.shape) for s in slots]
     nbytes = [math.prod(shape) * d.itemsize for shape, d in zip(shapes, new_dtypes)]
@@ -303,6 +308,9 @@ def _materialize(module, slots, device, seed, dtype, where) -> None:
         for table, local, t in reversed(old):
             table[local] = t
         raise
+    if device.type == "cuda":
+        torch.cuda.current_stream(device).synchronize()  # so the seconds are the fills' own
+    last_materialization.update(bytes=size, seconds=time.perf_counter() - started, device=str(device))
 
 
 def fill_(module, seed=None, rules=None, unknown="error"):
@@ -336,7 +344,7 @@ def fill_(module, seed=None, rules=None, unknown="error"):
         if slot.tensor.is_meta:
             raise ArgumentError(f"{where}: {slot.kind} {slot.name!r} is on the meta device, it has no memory to "
                                 "fill; call gpuinit.torch.materialize(module) instead")
-    _target_device(module, None, where)
+    target_device(module, None, where)
     fsdp.check_placements(slots, where)
     seed_value, drawn = _seed(seed, where)
     try:

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 
 from .. import checks, store
 from ..sharding import dim0_range
-from .materialize import _check_dtype_arg, _target_device, free_bytes, target_dtype
+from .materialize import _check_dtype_arg, target_device, free_bytes, target_dtype
 from .slots import collect
 
 # Bytes per trainable element for training with Adam: the parameter, its gradient and two moments
@@ -38,7 +38,7 @@ class TorchPlan:
     Attributes:
         tensors: a :class:`TensorPlan` per tensor (tied ones once).
         bytes_by_dtype: ``{dtype: bytes}`` of the tensors.
-        total_bytes: the arena :func:`~gpuinit.torch.materialize` takes (aligned), for one rank.
+        total_bytes: the arena :func:`~gpuinit.torch.materialize` takes (aligned), unsharded.
         largest_layer: ``(module name, class, bytes)`` of the module holding the most bytes itself.
         rank_bytes: bytes each of ``world_size`` ranks holds (parameters split on dim 0, buffers whole).
         training_bytes: per rank, with Adam: parameters, gradients and two moments (and with mixed
@@ -134,7 +134,7 @@ def plan(module, device=None, dtype=None, world_size=1, mixed_precision=False, r
     world_size = checks.positive_int(world_size, "world_size", where, hint="pass the number of ranks, e.g. 8")
     mixed_precision = checks.flag(mixed_precision, "mixed_precision", where)
     slots = collect(module, rules, "error", where, lambda t: True, strict=False)
-    target = _target_device(module, device, where)
+    target = target_device(module, device, where)
     out = TorchPlan(str(target), world_size, mixed_precision, free_bytes=free_bytes(target))
     out.rank_bytes = [0] * world_size
     out.training_bytes = [0] * world_size
@@ -171,7 +171,7 @@ def plan(module, device=None, dtype=None, world_size=1, mixed_precision=False, r
                 out.training_bytes[rank] += n * MIXED_BYTES if mixed_precision else 4 * here
             else:
                 out.training_bytes[rank] += here
-    out.total_bytes = store.layout(sizes)[1] if world_size == 1 else max(out.rank_bytes, default=0)
+    out.total_bytes = store.layout(sizes)[1]
     out.layers = [{"path": name, "block": cls, "parameters": n, "bytes": b, "output_shape": None}
                   for name, (cls, n, b) in owners_bytes.items()]
     if out.layers:

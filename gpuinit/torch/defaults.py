@@ -34,6 +34,7 @@ so it counts as a module gpuinit does not know.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import NamedTuple
 
@@ -57,14 +58,26 @@ class Default(NamedTuple):
     zero_rows: tuple = ()
 
 
+_KAIMING = Default(KAIMING_A_SQRT5)
+
+
 def _fan_in(shape) -> int:
     """torch's ``_calculate_fan_in_and_fan_out(weight)[0]``: ``shape[1] * prod(shape[2:])``."""
     return shape[1] * math.prod(shape[2:]) if len(shape) >= 2 else 0
 
 
-def _bias_bound(weight_shape) -> Uniform:
-    fan_in = _fan_in(tuple(weight_shape))
-    return Uniform(1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0)
+@functools.lru_cache(maxsize=4096)
+def _bias_default(weight_shape: tuple) -> "Default":
+    """Linear's and the convolutions' bias: U(-b, b), ``b = 1/sqrt(fan_in)`` of the weight (0 if
+    ``fan_in`` is 0); one object per weight shape, so equal layers share their fills."""
+    fan_in = _fan_in(weight_shape)
+    return Default(_uniform(1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0))
+
+
+@functools.lru_cache(maxsize=1024)
+def _uniform(bound: float) -> Uniform:
+    """One Uniform per bound, shared: the fills of equal layers are then asked for once."""
+    return Uniform(bound)
 
 
 def _uses(module, cls, method="reset_parameters") -> bool:
@@ -73,10 +86,10 @@ def _uses(module, cls, method="reset_parameters") -> bool:
 
 
 def _linear_like(module) -> dict:
-    out = {"weight": Default(KAIMING_A_SQRT5)}
-    if module.bias is not None:
-        out["bias"] = Default(_bias_bound(module.weight.shape))
-    return out
+    params = module._parameters  # not module.weight: __getattr__ costs microseconds per layer
+    if params.get("bias") is None:
+        return {"weight": _KAIMING}
+    return {"weight": _KAIMING, "bias": _bias_default(tuple(params["weight"].shape))}
 
 
 def _norm(module) -> dict:
@@ -98,12 +111,12 @@ def _mha(module) -> dict:
 
 
 def _recurrent(module) -> dict:
-    bound = Uniform(1.0 / math.sqrt(module.hidden_size) if module.hidden_size > 0 else 0.0)
+    bound = _uniform(1.0 / math.sqrt(module.hidden_size) if module.hidden_size > 0 else 0.0)
     return {name: Default(bound) for name, _ in module.named_parameters(recurse=False)}
 
 
 def _bilinear(module) -> dict:
-    bound = Uniform(1.0 / math.sqrt(module.weight.shape[1]))
+    bound = _uniform(1.0 / math.sqrt(module.weight.shape[1]))
     return {"weight": Default(bound), "bias": Default(bound)}
 
 

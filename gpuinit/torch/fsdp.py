@@ -13,6 +13,8 @@ with a clear error for now.
 
 from __future__ import annotations
 
+import sys
+
 
 
 from ..errors import ArgumentError
@@ -20,11 +22,11 @@ from ..sharding import dim0_range
 
 
 def _dtensor_type():
-    try:
-        from torch.distributed.tensor import DTensor
-    except ImportError:  # a torch built without torch.distributed
-        return None
-    return DTensor
+    """DTensor's class, or None where no DTensor can exist yet. Importing
+    ``torch.distributed.tensor`` takes over a second, so it is not imported here: a module with
+    DTensors has imported it already."""
+    module = sys.modules.get("torch.distributed.tensor")
+    return getattr(module, "DTensor", None)
 
 
 def is_dtensor(t) -> bool:

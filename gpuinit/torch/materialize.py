@@ -41,10 +41,11 @@ def target_device(module, device, where) -> torch.device:
         DeviceError: the module's tensors are on several devices, or on another than ``device``.
     """
     real = {}
-    for name, t in list(module.named_parameters(remove_duplicate=False)) + \
-            list(module.named_buffers(remove_duplicate=False)):
-        if not t.is_meta:
-            real.setdefault(t.device, name)
+    for prefix, mod in module.named_modules():
+        for table in (mod._parameters, mod._buffers):
+            for local, t in table.items():
+                if t is not None and not t.is_meta:
+                    real.setdefault(t.device, f"{prefix}.{local}" if prefix else local)
     if len(real) > 1:
         listing = ", ".join(f"{n!r} on {d}" for d, n in real.items())
         raise DeviceError(f"{where}: the module's tensors are on several devices ({listing}); move the "
@@ -238,6 +239,11 @@ def materialize(module, device=None, seed=None, rules=None, dtype=None, unknown=
         >>> net[0].weight.device.type, bool(net[1].weight.eq(1).all())
         ('cpu', True)
     """
+    with store.gc_paused():  # thousands of small objects: collections would traverse all of torch
+        return _materialize_checked(module, device, seed, rules, dtype, unknown, reinit)
+
+
+def _materialize_checked(module, device, seed, rules, dtype, unknown, reinit):
     where = "gpuinit.torch.materialize"
     dtype = _check_dtype_arg(dtype, where)
     reinit = bool(reinit)
@@ -279,17 +285,19 @@ def _materialize(module, slots, device, seed, dtype, where) -> None:
                                "nothing was changed. Free memory, or use a smaller model or dtype") from exc
     start = (-raw.data_ptr()) % store.ALIGNMENT if pad else 0
     arena = raw[start:start + max(size, 1)]
-    if device.type == "cuda":
-        arena_xp = backend.cupy_module().asarray(arena)
-    else:
-        arena_xp = arena.numpy()
+    arena_xp = backend.cupy_module().asarray(arena) if device.type == "cuda" else arena.numpy()
+    typed, typed_xp = {}, {}  # the whole arena as each dtype: one view per tensor after that
     views = []
     filler = _Filler(device, seed)
     for slot, shape, d, offset, n in zip(slots, shapes, new_dtypes, offsets, nbytes):
-        view = arena[offset:offset + n].view(d)
-        out_xp = arena_xp[offset:offset + n].view(numpy_dtype(d)) if d in FLOATS else None
-        filler.add(slot, view, out_xp, 0, shape)
-        views.append(view.view(shape))
+        if d not in typed:
+            whole = arena[:size // d.itemsize * d.itemsize]
+            typed[d] = whole.view(d)
+            typed_xp[d] = arena_xp[:size // d.itemsize * d.itemsize].view(numpy_dtype(d)) if d in FLOATS else None
+        first, count = offset // d.itemsize, n // d.itemsize
+        flat = typed[d][first:first + count]
+        filler.add(slot, flat, typed_xp[d][first:first + count] if typed_xp[d] is not None else None, 0, shape)
+        views.append(flat.view(shape))
     filler.run()
     view_of = {id(slot): view for slot, view in zip(slots, views)}
     _run_functions(slots, lambda slot: [view_of[id(slot)]], where)
@@ -338,6 +346,11 @@ def fill_(module, seed=None, rules=None, unknown="error"):
         >>> bool(torch.equal(a, gpuinit.torch.fill_(net, seed=1).weight))
         True
     """
+    with store.gc_paused():
+        return _fill_checked(module, seed, rules, unknown)
+
+
+def _fill_checked(module, seed, rules, unknown):
     where = "gpuinit.torch.fill_"
     slots = collect(module, rules, unknown, where, lambda t: True)
     for slot in slots:

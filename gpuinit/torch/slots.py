@@ -13,7 +13,7 @@ Everything here only reads the module: the checks run before anything is allocat
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -61,13 +61,7 @@ class Slot:
     how: object = None
     zero_rows: tuple = ()
     source: str = ""
-    extra: dict = field(default_factory=dict)
-
-    @property
-    def tensor(self) -> torch.Tensor:
-        """The tensor as the module holds it now (``to_empty`` replaces them)."""
-        module, local = self.owners[0]
-        return (module._parameters if self.is_param else module._buffers)[local]
+    tensor: object = None  # the tensor when collected (current() reads them again)
 
     def current(self) -> list:
         """Every distinct tensor its owners hold now (``to_empty`` unties weights)."""
@@ -134,7 +128,7 @@ def collect(module, rules, unknown: str, where: str, needs, strict: bool = True)
                 name = f"{prefix}.{local}" if prefix else local
                 slot = groups.get(id(t))
                 if slot is None:
-                    slot = groups[id(t)] = Slot(name, (), [], is_param)
+                    slot = groups[id(t)] = Slot(name, (), [], is_param, tensor=t)
                 slot.names += (name,)
                 slot.owners.append((mod, local))
     # torch's defaults: each module's own, then what its containers set, the outermost last

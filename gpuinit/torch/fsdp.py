@@ -55,8 +55,8 @@ def _shard_dims(t) -> list:
                                 "Replicate placements (FSDP2's fully_shard); shard dimension 0 instead")
     if len(out) > 1:
         raise ArgumentError(f"DTensor placements {tuple(t.placements)!r} shard dimension 0 over several mesh "
-                            "dimensions, which gpuinit does not fill yet; use one Shard(0) (HSDP's "
-                            "(Replicate(), Shard(0)) works)")
+                            "dimensions, which gpuinit does not fill yet; shard dimension 0 over one mesh "
+                            "dimension (the others Replicate)")
     return out
 
 

@@ -145,8 +145,9 @@ class _Filler:
         if self.device.type == "cuda":
             # gpuinit's kernels on torch's current stream: ordered with the caller's torch work
             # and with the allocator's reuse of this memory, with no synchronization.
+            # The device first: CuPy keeps a current stream per device.
             stream = torch.cuda.current_stream(self.device)
-            with backend.external_stream(stream.cuda_stream, self.device.index):
+            with device.activate(), backend.external_stream(stream.cuda_stream, self.device.index):
                 fill_pieces(device, self.pieces, self.seed)
         else:
             fill_pieces(device, self.pieces, self.seed)

@@ -306,7 +306,11 @@ def _materialize(module, slots, device, seed, dtype, where) -> None:
     old = []
     for slot, view in zip(slots, views):
         t = slot.tensor
-        new = torch.nn.Parameter(view, requires_grad=t.requires_grad) if slot.is_param else view
+        if slot.is_param:
+            new = torch.nn.Parameter(view, requires_grad=t.requires_grad)
+            new.__dict__.update(t.__dict__)  # attributes code set on the parameter (no_weight_decay flags)
+        else:
+            new = view
         for mod, local in slot.owners:
             table = mod._parameters if slot.is_param else mod._buffers
             old.append((table, local, table[local]))

@@ -145,6 +145,12 @@ def collect(module, rules, unknown: str, where: str, needs, strict: bool = True)
     for prefix, mod in reversed(modules):
         for rel, d in defaults.overrides(mod).items():
             found[f"{prefix}.{rel}" if prefix else rel] = (d, type(mod).__name__)
+    lazy = [s.name for s in groups.values()
+            if isinstance(s.tensor, torch.nn.parameter.UninitializedTensorMixin)]
+    if lazy:
+        raise ArgumentError(f"{where}: {lazy[:4]!r} are lazy (torch.nn.Lazy* modules: their shapes are not known "
+                            "yet); give those layers their input sizes (nn.Linear(in_features, ...)) or run a "
+                            "forward on a real device first")
     matched = set()
     slots, missing = [], []
     for slot in groups.values():

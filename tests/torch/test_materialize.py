@@ -272,6 +272,18 @@ def test_a_model_that_does_not_fit_is_refused_before_allocating():
     assert snapshot(net) == before
 
 
+def test_lazy_modules_are_refused_and_parameter_attributes_kept():
+    net = meta(lambda: nn.Sequential(nn.Linear(3, 3), nn.LazyLinear(4)))
+    before = snapshot(net)
+    with pytest.raises(ArgumentError, match=r"'1.weight'.*lazy"):
+        gt.materialize(net, device="cpu", seed=0)
+    assert snapshot(net) == before
+    net = meta(nn.Linear, 3, 3)
+    net.weight.no_weight_decay = True
+    gt.materialize(net, device="cpu", seed=0)
+    assert net.weight.no_weight_decay is True and not net.weight.is_meta
+
+
 def test_fill_refuses_meta_tensors_and_non_modules():
     with pytest.raises(ArgumentError, match="meta device.*materialize"):
         gt.fill_(meta(nn.Linear, 2, 2), seed=0)
@@ -309,6 +321,18 @@ def test_gpuinit_shard_dim0_is_torch_chunk_of_the_whole(world_size):
 
 def _cuda_usable():
     return torch.cuda.is_available() and gpuinit.backend.has_cupy_gpu()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not _cuda_usable(), reason="needs torch with CUDA and CuPy with a usable GPU")
+def test_tensors_on_several_devices_are_refused_and_the_module_unchanged():
+    net = meta(lambda: nn.Sequential(nn.Linear(3, 3), nn.Linear(3, 3), nn.Linear(3, 3)))
+    net[1] = nn.Linear(3, 3)
+    net[2] = nn.Linear(3, 3, device="cuda")
+    before = snapshot(net)
+    with pytest.raises(DeviceError, match="several devices"):
+        gt.materialize(net, seed=0)
+    assert snapshot(net) == before
 
 
 @pytest.mark.gpu

@@ -9,7 +9,8 @@ counted), so one run's caches do not help the next. Ways compared, for each mode
 - ``gpuinit``: built on the meta device, then ``gpuinit.torch.materialize(model, device)``.
 
 Models: GPT-2 small (124M, tied embeddings), a LLaMA-shaped model sized for this machine
-(``--llama-dim``/``--llama-layers``), and 10,000 small parameters (5,000 ``Linear(8, 8)``). With
+(``--llama-dim``/``--llama-layers``), LLaMA-2-7B's shapes (``llama2-7b``, for a GPU, with
+``--dtype float16``), and 10,000 small parameters (5,000 ``Linear(8, 8)``). With
 ``--fsdp N`` it also runs GPT-2 small under FSDP2 on ``N`` gloo ranks (CPU) and prints each
 rank's seconds for ``reset`` and ``gpuinit``.
 
@@ -60,6 +61,8 @@ def build(name, args):
     if name == "llama":
         d = args.llama_dim
         return LM(32000, d, args.llama_layers, int(8 * d / 3 / 64 + 1) * 64, nn.RMSNorm, False, True, False)
+    if name == "llama2-7b":  # LLaMA-2-7B's shapes: 6.74B parameters
+        return LM(32000, 4096, 32, 11008, nn.RMSNorm, False, True, False)
     if name == "small-10k":
         return nn.ModuleList(nn.Linear(8, 8) for _ in range(5000))
     raise SystemExit(f"unknown model {name}")
@@ -82,6 +85,7 @@ def child(name, way, args) -> dict:
     import torch
     import gpuinit.torch as gt
     device = torch.device(args.device)
+    torch.set_default_dtype(getattr(torch, args.dtype))  # every way builds in it; gpuinit keeps it
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     if way == "eager":
         sync()
@@ -133,7 +137,7 @@ def fsdp_child(args) -> None:
 
 
 def run_child(name, way, args) -> dict:
-    cmd = [sys.executable, os.path.abspath(__file__), "--child", name, way, "--device", args.device,
+    cmd = [sys.executable, os.path.abspath(__file__), "--child", name, way, "--device", args.device, "--dtype", args.dtype,
            "--llama-dim", str(args.llama_dim), "--llama-layers", str(args.llama_layers)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")])}
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
@@ -144,6 +148,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
     parser.add_argument("--models", default="gpt2-small,llama,small-10k")
     parser.add_argument("--llama-dim", type=int, default=1024)
     parser.add_argument("--llama-layers", type=int, default=8)
@@ -159,7 +164,8 @@ def main() -> None:
         return
     import platform
     import torch
-    print(f"bench_torch: device {args.device}, torch {torch.__version__}, {os.cpu_count()} CPUs "
+    print(f"bench_torch: device {args.device} ({torch.cuda.get_device_name() if args.device.startswith('cuda') else 'CPU'}), "
+          f"{args.dtype}, torch {torch.__version__}, {os.cpu_count()} CPUs "
           f"({platform.processor() or platform.machine()}), median of {args.repeats} processes")
     for name in args.models.split(","):
         times = {w: [] for w in WAYS}

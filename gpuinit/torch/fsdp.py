@@ -95,10 +95,22 @@ def local_part(t):
     return local, start
 
 
+def check_seed_shared(seed, where: str) -> None:
+    """Refuse ``seed=None`` on sharded modules unless ``gpuinit.seed(n)`` was called: the global
+    seed is otherwise drawn from each process's own entropy, and the ranks' shards would not
+    belong to one tensor."""
+    from ..streams import keys
+    if seed is None and keys._seed_state["seed"] is None:
+        raise ArgumentError(f"{where}: the module has DTensor (sharded) parameters, and every rank must fill them "
+                            "from the same seed: pass seed=<the same integer on every rank>, or call "
+                            "gpuinit.seed(n) on every rank first")
+
+
 def materialize(module, slots, device, seed, dtype, where):
     """``to_empty`` (FSDP2 re-points its shards) and fill each rank's local shards in place."""
     from .materialize import _seed, fill_in_place, give_back_seed
     check_placements(slots, where)
+    check_seed_shared(seed, where)
     if dtype is not None:
         raise ArgumentError(f"{where}: dtype= is not supported for an FSDP2 module: FSDP2 owns its sharded "
                             "storage; build the model in the dtype you want (or use fully_shard's "

@@ -364,6 +364,8 @@ def _fill_checked(module, seed, rules, unknown):
                                 "fill; call gpuinit.torch.materialize(module) instead")
     target_device(module, None, where)
     fsdp.check_placements(slots, where)
+    if fsdp.has_dtensors(module):
+        fsdp.check_seed_shared(seed, where)
     seed_value, drawn = _seed(seed, where)
     try:
         fill_in_place(slots, seed_value, where)

@@ -53,6 +53,17 @@ def main() -> int:
     # A forward and backward run on the materialized shards.
     sharded(torch.tensor([1, 2, 3, 0])).sum().backward()
 
+    # Without a seed shared by every rank, sharded modules are refused, unchanged.
+    other = _meta(torch, nn)
+    fully_shard(other, mesh=mesh)
+    try:
+        gt.materialize(other, device="cpu")
+    except ArgumentError as exc:
+        assert "same seed" in str(exc), exc
+    else:
+        raise AssertionError("seed=None was accepted for shards")
+    assert all(p.is_meta for p in other.parameters())
+
     # Placements other than Shard(0) and Replicate are refused, the module left on the meta device.
     with torch.device("meta"):
         other = nn.Sequential(nn.Linear(6, 4))  # dim 1 even among 2 and 3 ranks, as FSDP2 needs

@@ -131,7 +131,9 @@ class _Filler:
         if isinstance(how, Initializer):
             if out_torch.numel():
                 self.pieces.append(Piece(out_xp, slot.name, tuple(shape), how, start))
-        elif how == "zero":
+        elif how == "zero" or how == "reset":
+            # "reset": the module's own reset_parameters runs later; zeros first, so a tensor it
+            # does not touch never keeps the uninitialized memory's garbage.
             self.after.append(lambda: out_torch.zero_())
         if slot.zero_rows and isinstance(how, Initializer):
             row = math.prod(shape[1:])

@@ -186,6 +186,8 @@ def test_unknown_reset_runs_the_modules_own_reset_parameters_on_the_arena():
             self.gain = nn.Parameter(torch.empty(5))
             self.reset_parameters()
 
+            self.register_buffer("untouched", torch.empty(4))
+
         def reset_parameters(self):
             nn.init.constant_(self.gain, 3.0)
 
@@ -194,6 +196,7 @@ def test_unknown_reset_runs_the_modules_own_reset_parameters_on_the_arena():
         gt.materialize(net, device="cpu", seed=0)
     gt.materialize(net, device="cpu", seed=0, unknown="reset")
     assert torch.equal(net[1].gain, torch.full((5,), 3.0))
+    assert torch.equal(net[1].untouched, torch.zeros(4))  # not touched by its reset: zeros, not garbage
     assert net[1].gain.untyped_storage().data_ptr() == net[0].weight.untyped_storage().data_ptr()
 
 

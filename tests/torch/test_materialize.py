@@ -351,3 +351,25 @@ def test_cuda_materialize_is_the_cpus_bits_in_torchs_memory_on_its_stream():
     for (n, a), (_, b) in zip(net.state_dict().items(), cpu.state_dict().items()):
         assert torch.equal(a.cpu().view(-1).view(torch.uint8), b.view(-1).view(torch.uint8)), n
     assert len({t.untyped_storage().data_ptr() for t in net.parameters()}) == 1
+
+
+def test_fill_writes_non_contiguous_tensors_in_their_logical_order():
+    conv = nn.Conv2d(3, 8, 3)
+    gt.fill_(conv, seed=8)
+    want = conv.weight.detach().clone()
+    conv = conv.to(memory_format=torch.channels_last)
+    assert not conv.weight.is_contiguous()
+    conv.weight.data.zero_()
+    gt.fill_(conv, seed=8)
+    assert torch.equal(conv.weight.detach().contiguous(), want)
+
+
+def test_plan_says_which_tensors_need_a_rule_without_raising():
+    class Odd(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.scale = nn.Parameter(torch.empty(3))
+
+    net = meta(lambda: nn.Sequential(nn.Linear(3, 3), Odd()))
+    fills = {t.name: t.fill for t in gt.plan(net, device="cpu").tensors}
+    assert fills == {"0.weight": "default of Linear", "0.bias": "default of Linear", "1.scale": "needs a rule"}

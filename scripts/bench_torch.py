@@ -33,7 +33,6 @@ WAYS = ("eager", "reset", "gpuinit")
 
 
 def build(name, args):
-    import torch
     from torch import nn
 
     class Block(nn.Module):

@@ -38,7 +38,6 @@ import functools
 import math
 from typing import NamedTuple
 
-import torch
 from torch import nn
 
 from ..init import (Constant, KaimingUniform, Normal, One, Uniform, XavierNormal, XavierUniform,
@@ -161,9 +160,4 @@ def overrides(module) -> dict:
     return {}
 
 
-def has_own_tensors(module) -> bool:
-    return any(t is not None for t in module._parameters.values()) or \
-        any(t is not None for t in module._buffers.values())
-
-
-__all__ = ["Default", "has_own_tensors", "overrides", "own_defaults"]
+__all__ = ["Default", "overrides", "own_defaults"]

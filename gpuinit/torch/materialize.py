@@ -16,12 +16,11 @@ from __future__ import annotations
 import math
 import time
 
-import numpy as np
 import torch
 
 from .. import backend, store
 from ..device import Device, host_memory
-from ..errors import ArgumentError, DeviceError, GpuInitError, InitializerError, OutOfMemoryError
+from ..errors import ArgumentError, DeviceError, InitializerError, OutOfMemoryError
 from ..init import Initializer
 from ..sharding import Piece, fill_pieces
 from ..streams import give_back_seed, next_seed

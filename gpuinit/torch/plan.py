@@ -9,9 +9,10 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
+
 
 from .. import checks, store
-from ..sharding import dim0_range
 from .materialize import _check_dtype_arg, target_device, free_bytes, target_dtype
 from .slots import collect
 
@@ -136,8 +137,8 @@ def plan(module, device=None, dtype=None, world_size=1, mixed_precision=False, r
     slots = collect(module, rules, "error", where, lambda t: True, strict=False)
     target = target_device(module, device, where)
     out = TorchPlan(str(target), world_size, mixed_precision, free_bytes=free_bytes(target))
-    out.rank_bytes = [0] * world_size
-    out.training_bytes = [0] * world_size
+    rank_bytes = np.zeros(world_size, np.int64)
+    training_bytes = np.zeros(world_size, np.int64)
     sizes, owners_bytes = [], {}
     for slot in slots:
         t = slot.tensor
@@ -159,18 +160,22 @@ def plan(module, device=None, dtype=None, world_size=1, mixed_precision=False, r
         entry = owners_bytes.setdefault(owner_name, [type(slot.owners[0][0]).__name__, 0, 0])
         entry[1] += math.prod(shape) if slot.is_param else 0
         entry[2] += nbytes
-        for rank in range(world_size):
-            if slot.is_param:
-                a, b = dim0_range(shape, rank, world_size) if shape else ((0, 1) if rank == 0 else (0, 0))
-                n = b - a
-            else:
-                n = math.prod(shape)
-            here = n * d.itemsize
-            out.rank_bytes[rank] += here
-            if trainable:
-                out.training_bytes[rank] += n * MIXED_BYTES if mixed_precision else 4 * here
-            else:
-                out.training_bytes[rank] += here
+        # Elements each rank holds: whole rows of dim 0 as torch.chunk deals them, buffers whole.
+        held = np.zeros(world_size, np.int64)
+        if slot.is_param:
+            rows = shape[0] if shape else 1
+            row = math.prod(shape[1:]) if shape else 1
+            chunk = -(-rows // world_size) if rows else 0
+            if chunk:
+                full = rows // chunk
+                held[:full] = chunk * row
+                if rows % chunk:
+                    held[full] = rows % chunk * row
+        else:
+            held[:] = math.prod(shape)
+        rank_bytes += held * d.itemsize
+        training_bytes += held * (MIXED_BYTES if mixed_precision else 4 * d.itemsize) if trainable else held * d.itemsize
+    out.rank_bytes, out.training_bytes = rank_bytes.tolist(), training_bytes.tolist()
     out.total_bytes = store.layout(sizes)[1]
     out.layers = [{"path": name, "block": cls, "parameters": n, "bytes": b, "output_shape": None}
                   for name, (cls, n, b) in owners_bytes.items()]

@@ -133,13 +133,11 @@ def collect(module, rules, unknown: str, where: str, needs, strict: bool = True)
                 slot.owners.append((mod, local))
     # torch's defaults: each module's own, then what its containers set, the outermost last
     # (torch runs a container's reset after its children's, so the container's wins).
-    found, unknown_modules = {}, {}
+    found = {}
     for prefix, mod in modules:
         own = defaults.own_defaults(mod)
         if own is None:
-            if defaults.has_own_tensors(mod):
-                unknown_modules.setdefault(id(mod), (prefix, mod))
-            continue
+            continue  # a module gpuinit does not know: its tensors need rules (or unknown="reset")
         for local, d in own.items():
             found[f"{prefix}.{local}" if prefix else local] = (d, type(mod).__name__)
     for prefix, mod in reversed(modules):

@@ -28,7 +28,8 @@ from ..streams.keys import check_seed
 from . import fsdp
 from .slots import FLOATS, collect, numpy_dtype
 
-# The most recent successful materialization: arena bytes, seconds (allocation and fills), device.
+# The most recent successful materialization: arena bytes, host seconds (on CUDA the fills are
+# asynchronous on torch's stream and may not have finished), device.
 last_materialization: dict = {}
 
 
@@ -198,7 +199,8 @@ def materialize(module, device=None, seed=None, rules=None, dtype=None, unknown=
 
     Every parameter and buffer on the meta device becomes a view into one arena that torch's
     allocator gives (on CUDA, ``torch.cuda.memory_allocated`` counts it), filled with no copy:
-    gpuinit's fill engine writes into that memory, on CUDA on torch's current stream. Tensors
+    gpuinit's fill engine writes into that memory, on CUDA on torch's current stream (the call does
+    not wait for the fills: torch work queued after it on that stream sees the numbers). Tensors
     already on a real device are kept as they are (pass ``reinit=True`` to re-initialize them too).
     A module after FSDP2's ``fully_shard`` (DTensor parameters, ``Shard(0)``) is allocated the way
     FSDP2 expects, with ``to_empty``, and each rank fills only its own shard, with no communication:
@@ -322,8 +324,7 @@ def _materialize(module, slots, device, seed, dtype, where) -> None:
         for table, local, t in reversed(old):
             table[local] = t
         raise
-    if device.type == "cuda":
-        torch.cuda.current_stream(device).synchronize()  # so the seconds are the fills' own
+    # On CUDA the fills may still be running (nothing here waits for them): the seconds are the host's.
     last_materialization.update(bytes=size, seconds=time.perf_counter() - started, device=str(device))
 
 

@@ -14,7 +14,9 @@ Modules, one job each, from the bottom up:
   nothing, thread-safe;
 - ``meta``: shape-only arrays; ``ops``: the layers' array operations; ``nn``: layers and
   containers; ``nd``: arrays and operations; ``planning``: memory plans; ``sharding``: a rank's
-  slice of every parameter; ``models``: the model zoo; ``report``: the memory report.
+  slice of every parameter; ``models``: the model zoo; ``report``: the memory report;
+- ``torch`` (optional, ``pip install "gpuinit[torch]"``, imported only by ``import gpuinit.torch``):
+  the PyTorch bridge, materializing meta-built torch modules with these fills.
 """
 
 from . import init, nd, nn

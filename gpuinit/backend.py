@@ -84,6 +84,12 @@ def cupy_module():
     return state["cupy"]
 
 
+def external_stream(handle: int, index: int):
+    """A CuPy stream for a CUDA stream made by someone else (torch's current stream), to enter as
+    a context so gpuinit's launches are ordered with that library's work."""
+    return cupy_module().cuda.ExternalStream(int(handle), int(index))
+
+
 def is_cupy_array(x) -> bool:
     """Recognize a CuPy array by its type's module, without importing CuPy."""
     return type(x).__module__.startswith("cupy")

@@ -604,7 +604,7 @@ def _materialize(step, entries, keys=None) -> None:
 # --- shards -------------------------------------------------------------------------------------
 
 def shard(params, ranges) -> dict:
-    """The slices ``ranges(size) -> (start, stop)`` of each parameter's flat elements, as new arrays.
+    """The slices ``ranges(shape) -> (start, stop)`` of each parameter's flat elements, as new arrays.
 
     The parameters are not changed. See :func:`gpuinit.shard`.
     """
@@ -621,7 +621,7 @@ def shard(params, ranges) -> dict:
                     "gpuinit.plan(net, example_input) first, which infers every shape and allocates nothing")
             entries.append((p, p.request))
         batch = batch_for(entries)
-        bounds = np.array([ranges(int(n)) for n in batch.sizes], np.int64).reshape(-1, 2)
+        bounds = np.array([ranges(shape) for shape in batch.shapes], np.int64).reshape(-1, 2)
         batch.starts, batch.sizes = bounds[:, 0].copy(), bounds[:, 1] - bounds[:, 0]
         with _step() as step:
             data = _fill(step, batch, shards=True)

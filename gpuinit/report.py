@@ -175,6 +175,13 @@ def render(report: dict, verbose: bool = False) -> str:
                  f"({pl['trainable_parameters']:,} trainable), {_fmt(pl['total_bytes'])}; "
                  f"free on {report['device']}: {_fmt(pl['free_bytes'])}; fits: {'yes' if pl['fits'] else 'no'}; "
                  f"output shape {pl['output_shape']}")
+    tr = report.get("torch")
+    if tr:
+        lines.append("bytes by dtype: " + ", ".join(f"{d} {_fmt(n)}" for d, n in tr["bytes_by_dtype"].items())
+                     + f"; buffers {_fmt(tr['buffer_bytes'])}")
+        lines.append(f"per rank ({tr['world_size']}, dim-0 shards): {_fmt(max(tr['rank_bytes']))}; training with Adam "
+                     f"(parameters, gradients, two moments): {_fmt(max(tr['training_bytes']))} per rank, "
+                     f"activations not counted; fits: {'yes' if tr['fits_training'] else 'no'}")
     if not pl["fits"]:
         lines.append(f"DOES NOT FIT: {_fmt(pl['missing_bytes'])} missing on {report['device']}; nothing was allocated")
     mat = report.get("materialization")
@@ -264,6 +271,14 @@ def _shape(text: str) -> tuple:
     return dims
 
 
+def _run_torch(args) -> dict:
+    try:
+        from .torch.report import run as run_torch
+    except ImportError as exc:
+        raise GpuInitError(str(exc)) from None
+    return run_torch(args.torch, args.device, args.dtype, args.seed, args.plan_only, args.world_size)
+
+
 def main(argv=None) -> int:
     parser = _Parser(prog="gpuinit-report", description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=models.DEFAULT_MODEL, choices=sorted(models.MODELS))
@@ -277,14 +292,22 @@ def main(argv=None) -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--verbose", action="store_true", help="list every parameter and layer")
     parser.add_argument("--plot", metavar="FILE.png", default=None)
+    parser.add_argument("--torch", metavar="MODULE:FUNCTION", default=None,
+                        help="report a torch model instead: a function returning a torch.nn.Module, built on "
+                             "the meta device and materialized by gpuinit.torch (needs gpuinit[torch])")
+    parser.add_argument("--world-size", type=_positive, default=1,
+                        help="with --torch: ranks the parameters are split among on dim 0 (FSDP2)")
     args = parser.parse_args(argv)
     if args.plot is not None:
         folder = os.path.dirname(os.path.abspath(args.plot))
         if not os.path.isdir(folder):
             parser.error(f"argument --plot: folder {folder!r} does not exist; create it or name another file")
     try:
-        report = run(args.model, args.device, args.dtype, args.seed, args.input_shape, args.batch_size,
-                     args.plan_only)
+        if args.torch is not None:
+            report = _run_torch(args)
+        else:
+            report = run(args.model, args.device, args.dtype, args.seed, args.input_shape, args.batch_size,
+                         args.plan_only)
         if args.plot:
             plot(report, args.plot)
     except GpuInitError as exc:

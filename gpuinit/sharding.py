@@ -9,6 +9,8 @@ whole, for any world size and on any device.
 
 Rank ``r`` of ``N`` holds flat elements ``[r c, min(n, (r + 1) c))`` of a parameter of ``n``
 elements, ``c = ceil(n / N)`` (FSDP's split: the last ranks' slices may be shorter, or empty).
+With ``split="dim0"`` it holds whole rows instead, the first dimension chunked the same way (FSDP2's
+and DTensor's ``Shard(0)``).
 
 Example:
     >>> import gpuinit
@@ -21,6 +23,9 @@ Example:
 """
 
 from __future__ import annotations
+
+import math
+from typing import NamedTuple
 
 from . import checks, lifecycle
 from .errors import ArgumentError, ArgumentTypeError
@@ -42,7 +47,7 @@ def _check(rank, world_size) -> tuple[int, int]:
     return rank, world_size
 
 
-def shard(net, rank: int, world_size: int) -> dict:
+def shard(net, rank: int, world_size: int, split: str = "flat") -> dict:
     """Rank ``rank``'s slice of every parameter of ``net``, among ``world_size`` ranks.
 
     The parameters need ``initialize()`` called (``defer=True`` allocates nothing) and complete
@@ -55,6 +60,9 @@ def shard(net, rank: int, world_size: int) -> dict:
     Args:
         net: a :class:`~gpuinit.nn.Block` or a :class:`~gpuinit.parameter.ParameterDict`.
         rank, world_size: which slice (see :func:`shard_range`); Python or NumPy integers.
+        split: ``"flat"`` (a contiguous range of the flattened elements, :func:`shard_range`) or
+            ``"dim0"`` (whole rows: the first dimension chunked as ``torch.chunk`` and FSDP2's
+            ``Shard(0)`` chunk it, :func:`dim0_range`; a slice is still returned flat).
 
     Returns:
         ``{path: 1-D array}``, keyed by each parameter's structural path (``"0.weight"``).
@@ -65,6 +73,8 @@ def shard(net, rank: int, world_size: int) -> dict:
             the slices do not fit. Nothing is allocated, or kept, on failure.
     """
     rank, world_size = _check(rank, world_size)
+    checks.choice(split, ("flat", "dim0"), "split", "shard",
+                  hint='pass split="flat" (ZeRO-3, FSDP1) or split="dim0" (FSDP2, DTensor Shard(0))')
     if hasattr(net, "collect_params"):
         params = net.collect_params()
     elif hasattr(net, "values") and hasattr(net, "path_of"):
@@ -72,4 +82,109 @@ def shard(net, rank: int, world_size: int) -> dict:
     else:
         raise ArgumentTypeError(f"shard takes a Block or a ParameterDict, got {type(net).__name__}; pass the "
                                 "network whose parameters to shard")
-    return lifecycle.shard(list(params.values()), lambda size: shard_range(size, rank, world_size))
+    if split == "dim0":
+        return lifecycle.shard(list(params.values()), lambda shape: dim0_range(shape, rank, world_size))
+    return lifecycle.shard(list(params.values()), lambda shape: shard_range(math.prod(shape), rank, world_size))
+
+
+def dim0_range(shape, rank: int, world_size: int) -> tuple[int, int]:
+    """``(start, stop)`` flat elements of rank ``rank``'s rows of a parameter of ``shape`` split on
+    its first dimension among ``world_size`` ranks, as ``torch.chunk`` (and so FSDP2's ``Shard(0)``)
+    splits it: ``c = ceil(shape[0] / world_size)`` rows each, the last ranks' fewer or none. A
+    scalar counts as one row."""
+    shape = tuple(shape) or (1,)
+    row = math.prod(shape[1:])
+    first, last = shard_range(shape[0], rank, world_size)
+    return first * row, last * row
+
+
+class Piece(NamedTuple):
+    """Elements ``[start, start + out.size)`` of the parameter ``path`` (of ``shape``), filled by
+    ``initializer`` into ``out``, a caller-owned C-contiguous 1-D NumPy or CuPy array: see
+    :func:`fill_pieces`."""
+
+    out: object
+    path: str
+    shape: tuple
+    initializer: object
+    start: int = 0
+    role: str = "weight"
+
+
+def fill_pieces(device, pieces, seed: int) -> None:
+    """Fill caller-owned memory with element ranges of named parameters, with no copy.
+
+    A piece's numbers are those the parameter ``path`` of ``shape`` gets from ``initializer``
+    under ``seed`` (its stream keyed by ``path``, :mod:`gpuinit.streams.keys`), elements
+    ``[start, start + out.size)`` of its row-major flattening: so a whole parameter, a shard of
+    it, or its ranks' shards gathered, are the same bits on every device. Declarative fills run
+    fused through the fill engine (:func:`gpuinit.engine.fill_arrays`: the GPU kernels on the
+    current stream, or the CPU engine); a Python initializer (``Orthogonal``, a Gluon hook) fills
+    a temporary whole parameter with its stream active, of which the range is copied.
+
+    This is the bridges' door into the fills (``gpuinit.torch`` hands it views of torch's
+    memory); gpuinit's own parameters go through :mod:`gpuinit.lifecycle` instead.
+
+    Args:
+        device: the :class:`~gpuinit.device.Device` every ``out`` is on.
+        pieces: :class:`Piece` objects (or tuples in its order).
+        seed: the seed the keys are derived from.
+
+    Raises:
+        InitializerError: an initializer cannot fill its parameter (named, with its shape), or
+            its values would overflow the dtype; GpuInitError: an ``out`` the fills cannot write.
+            Memory already written may hold part of the numbers then.
+    """
+    from .draws import Stream
+    from .engine import fill_arrays
+    from .errors import GpuInitError, InitializerError
+    from .init.base import InitDesc
+    from .streams import Fill
+    from .streams.keys import derive_key_array
+
+    pieces = [Piece(*p) for p in pieces]
+    if not pieces:
+        return
+    keys = derive_key_array(seed, [p.path for p in pieces])
+    jobs, hooks = [], []
+    known: dict = {}
+    for piece, key in zip(pieces, keys):
+        dtype = piece.out.dtype
+        kind = (id(piece.initializer), piece.role, piece.shape, dtype.str)
+        how = known.get(kind)
+        if how is None:
+            desc = InitDesc(piece.path, piece.role, piece.path, piece.shape, dtype, own=True)
+            try:
+                how = piece.initializer.fill_for(desc)
+            except GpuInitError as exc:
+                if piece.path in str(exc):
+                    raise
+                raise type(exc)(f"parameter {piece.path!r} (shape {piece.shape!r}): {exc}") from exc
+            if type(how) is Fill:
+                how.check(dtype, f"parameter {piece.path!r}")
+            elif not callable(how):
+                raise InitializerError(f"initializer {piece.initializer!r} answered {how!r} for parameter "
+                                       f"{piece.path!r}; fill_for must return a Fill or a callable")
+            if type(piece.initializer).__dict__.get("pure_fills") is not None:
+                known[kind] = how
+        total = math.prod(piece.shape)
+        if piece.start < 0 or piece.start + piece.out.size > total:
+            raise GpuInitError(f"parameter {piece.path!r}: elements [{piece.start}, {piece.start + piece.out.size}) "
+                               f"are outside its {total} elements")
+        if type(how) is Fill:
+            jobs.append((piece.out, how, (int(key[0]), int(key[1])), 0, piece.start))
+        elif piece.out.size:
+            hooks.append((piece, how, (int(key[0]), int(key[1]))))
+    fill_arrays(device, jobs)
+    for piece, hook, key in hooks:
+        with device.activate():
+            whole = device.xp.zeros(piece.shape, piece.out.dtype)
+            try:
+                with Stream(key):
+                    hook(whole)
+            except GpuInitError as exc:
+                if piece.path in str(exc):
+                    raise
+                raise InitializerError(f"initializing parameter {piece.path!r} (shape {piece.shape!r}) "
+                                       f"failed: {exc}") from exc
+            piece.out[...] = whole.reshape(-1)[piece.start:piece.start + piece.out.size]

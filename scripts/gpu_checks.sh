@@ -40,12 +40,21 @@ else
     step 90 memcheck.log bash -c 'echo "compute-sanitizer not found: running the workload without it"; '"$PY"' scripts/gpu_memcheck.py'
 fi
 step 160 bench_gpu.log "$PY" scripts/bench_init.py --device cuda --repeat 5 ${GPU_CHECKS_QUICK:+--quick}
+# The torch bridge (its `gpu` tests ran above, where torch sees the GPU): GPT-2 small and LLaMA-2-7B
+# in float16 against torch's recipes, on torch's stream. Skipped where torch has no CUDA.
+if "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
+    step 100 bench_torch.log "$PY" scripts/bench_torch.py --device cuda --repeats 3 --models gpt2-small,small-10k
+    step 60 bench_torch_7b.log "$PY" scripts/bench_torch.py --device cuda --repeats 1 --models llama2-7b --dtype float16
+else
+    echo "bench_torch: skipped, torch with CUDA is not installed here" | tee -a "$OUT/summary.txt"
+fi
 
 {
     echo
     echo "== figures"
     grep -h -E "differ|compile and load|ERROR SUMMARY|mismatches|passed|failed" "$OUT"/*.log 2>/dev/null
     sed -n '/^device:/,$p' "$OUT/bench_gpu.log" 2>/dev/null
+    grep -h -E "gpuinit / reset" "$OUT"/bench_torch*.log 2>/dev/null
 } >> "$OUT/summary.txt"
 cat "$OUT/summary.txt"
 exit $status

@@ -127,7 +127,12 @@ def _shardings_for(paths, shardings) -> list:
         return [None] * len(paths)
     if _is_sharding(shardings):
         return [shardings] * len(paths)
-    pairs, _ = jax.tree_util.tree_flatten_with_path(shardings, is_leaf=lambda x: x is None or _is_sharding(x))
+    spec = jax.sharding.PartitionSpec
+    if isinstance(shardings, spec):
+        raise ArgumentTypeError(f"{WHERE}: shardings={shardings!r} is a PartitionSpec, which says how to split "
+                                "but not over which devices; pass NamedSharding(mesh, " f"{shardings!r})")
+    pairs, _ = jax.tree_util.tree_flatten_with_path(
+        shardings, is_leaf=lambda x: x is None or _is_sharding(x) or isinstance(x, spec))
     theirs = ["/".join(path_parts(keys)) for keys, _ in pairs]
     if theirs != paths:
         missing = [p for p in paths if p not in set(theirs)]
@@ -142,7 +147,8 @@ def _shardings_for(paths, shardings) -> list:
     for path, (_, s) in zip(paths, pairs):
         if s is not None and not _is_sharding(s):
             raise ArgumentTypeError(f"{WHERE}: the sharding of leaf {path!r} is {type(s).__name__} {s!r}, not a "
-                                    "jax.sharding.Sharding; pass NamedSharding(mesh, PartitionSpec(...)) or None")
+                                    "jax.sharding.Sharding; pass NamedSharding(mesh, PartitionSpec(...)) or None "
+                                    "(a PartitionSpec alone does not name the devices)")
         out.append(s)
     return out
 

@@ -178,4 +178,4 @@ def _to_jax(work, leaf, pieces):
         waiting = queue[index_key(index, leaf.shape)]
         return waiting.pop(0) if len(waiting) > 1 else waiting[0]
 
-    return jax.make_array_from_callback(leaf.shape, leaf.sharding, block, dtype=leaf.dtype)
+    return jax.make_array_from_callback(leaf.shape, leaf.sharding, block)

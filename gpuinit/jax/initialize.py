@@ -167,7 +167,7 @@ def _to_jax(work, leaf, pieces):
     if leaf.sharding is None:
         array, device, _ = pieces[0]
         value = _hand_over(work, device, array)
-        return value if isinstance(value, jax.Array) else jax.device_put(value)
+        return value if isinstance(value, jax.Array) else jax.device_put(value)  # uncommitted, as JAX makes them
     # JAX asks for each device's block by index, in its own order; equal indices hold equal
     # numbers, so a device takes the next block made for its index (its own, in JAX's order).
     queue: dict = {}

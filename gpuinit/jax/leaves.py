@@ -99,16 +99,24 @@ def leaves_of(abstract, shardings=None) -> tuple[list[Leaf], object]:
                 "the tree's leaves must be jax.ShapeDtypeStruct (what jax.eval_shape returns) or arrays")
         try:
             shape = tuple(int(d) for d in shape)
-            dtype = np.dtype(dtype)
-        except TypeError:
-            raise ArgumentTypeError(f"{WHERE}: leaf {path!r} has shape {shape!r} and dtype {dtype!r}, which are "
-                                    "not a shape and a dtype; pass jax.ShapeDtypeStruct leaves") from None
-        if not dtypes.is_float(dtype):
+        except (TypeError, ValueError):
+            raise ArgumentTypeError(f"{WHERE}: leaf {path!r} has shape {shape!r}, which is not a shape; pass "
+                                    "jax.ShapeDtypeStruct leaves") from None
+        try:
+            numpy_dtype = np.dtype(dtype)
+        except TypeError:  # JAX's extended dtypes (PRNG keys) have no NumPy dtype
+            numpy_dtype = None
+        if numpy_dtype is None or not dtypes.is_float(numpy_dtype):
             names = ", ".join(d.name for d in dtypes.float_dtypes())
             raise ArgumentError(
                 f"{WHERE}: leaf {path!r} has dtype {dtype}, not a floating-point type gpuinit can fill "
                 f"({names}); initialize only the parameters (e.g. the 'params' collection, or "
                 "nnx.state(model, nnx.Param)), or give the leaf a float dtype")
+        dtype = numpy_dtype
+        if dtype.itemsize == 8 and not jax.config.jax_enable_x64:
+            raise ArgumentError(f"{WHERE}: leaf {path!r} is float64, but JAX's 64-bit mode is off, so JAX would "
+                                "make it float32; turn it on (jax.config.update('jax_enable_x64', True)) or "
+                                "describe the leaf as float32")
         parts = path.split("/")
         leaf = Leaf(path, parts[-1], parts[-2] if len(parts) > 1 else "", shape, dtype, sharding)
         if sharding is not None:

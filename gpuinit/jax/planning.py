@@ -151,7 +151,11 @@ def _fill_of(leaf, initializer):
 
 
 def _default_device():
-    return jax.devices()[0]
+    """Where JAX puts an uncommitted array: ``jax.default_device``'s device, else the first."""
+    chosen = jax.config.jax_default_device
+    if isinstance(chosen, str):
+        return jax.devices(chosen)[0]
+    return chosen if chosen is not None else jax.devices()[0]
 
 
 def resolve(abstract, rules=None, shardings=None) -> Work:

@@ -92,3 +92,11 @@ def test_gpuinit_imports_no_jax_and_the_bridge_says_how_to_install_it():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert 'pip install "gpuinit[jax]"' in out.stdout
+
+
+def test_unsharded_leaves_go_to_jax_s_default_device_uncommitted(cpu_devices):
+    with jax.default_device(cpu_devices[3]):
+        params = gj.init(abstract_tree(), seed=0)
+        assert gj.plan(abstract_tree()).device_bytes.keys() == {str(cpu_devices[3])}
+    for leaf in jax.tree.leaves(params):
+        assert leaf.devices() == {cpu_devices[3]} and not leaf.committed

@@ -14,7 +14,8 @@ Modules, one job each, from the bottom up:
   nothing, thread-safe;
 - ``meta``: shape-only arrays; ``ops``: the layers' array operations; ``nn``: layers and
   containers; ``nd``: arrays and operations; ``planning``: memory plans; ``sharding``: a rank's
-  slice of every parameter; ``models``: the model zoo; ``report``: the memory report.
+  slice of every parameter; ``models``: the model zoo; ``report``: the memory report;
+- ``jax``: the JAX and Flax bridge, imported only as ``gpuinit.jax`` (it needs JAX).
 """
 
 from . import init, nd, nn

@@ -106,3 +106,13 @@ def test_a_shard_is_made_alone_without_the_whole_leaf(cpu_devices):
     assert set(plan.device_bytes.values()) == {256 * 1024 * 4 // 8}
     assert plan.arena_bytes == {"cpu": 256 * 1024 * 4}  # 8 arenas of one shard each, on the host
     assert plan.leaves[0].shard_shape == (256, 128)
+
+
+def test_the_numpy_engine_makes_the_same_shards(cpu_devices, whole, monkeypatch):
+    monkeypatch.setenv("GPUINIT_CPU_ENGINE", "numpy")
+    mesh = meshes(cpu_devices)["2d"]
+    abstract = abstract_tree()
+    shardings = jax.tree.map(lambda leaf: NamedSharding(mesh, spec_for(P("y", "x"), len(leaf.shape))), abstract)
+    sharded = gj.init(abstract, seed=11, rules=RULES, shardings=shardings)
+    for expected, got in zip(jax.tree.leaves(whole), jax.tree.leaves(sharded)):
+        np.testing.assert_array_equal(bits(got), bits(expected))

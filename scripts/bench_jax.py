@@ -14,6 +14,7 @@ kernels split FSDP-style over a mesh axis, the rest replicated):
 - ``jit compiled``: the same jitted function's second call.
 
 Usage: python scripts/bench_jax.py [--layers 12] [--repeats 1]
+       python scripts/bench_jax.py --turns 5   (time only, alternating turns in one process)
 """
 
 from __future__ import annotations
@@ -136,13 +137,62 @@ def run_one(contender: str, layers: int, sharded: bool) -> dict:
     return result
 
 
+def turns(layers: int, count: int) -> None:
+    """Time only, in one process on 8 host devices: gpuinit and the compiled jit in alternating
+    turns, unsharded (device 0) and sharded, so that each turn's ratio meets one period of this
+    VM's drifting speed; the median of the per-turn ratios is printed."""
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8").strip()
+    import gc
+    import statistics
+
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+    import gpuinit.jax
+    model, tokens = _model(layers), jnp.zeros((1, 8), jnp.int32)
+    abstract = jax.eval_shape(model.init, jax.random.key(0), tokens)
+    mesh = Mesh(np.array(jax.devices()[:8]), ("x",))
+    shardings = jax.tree.map(lambda leaf: NamedSharding(
+        mesh, (P("x") if leaf.shape[0] % 8 == 0 else P(None, "x")) if leaf.ndim == 2 else P()), abstract)
+    contenders = {
+        "gpuinit 1 device": lambda: gpuinit.jax.init(abstract, seed=0),
+        "jit compiled 1 device": jax.jit(model.init),
+        "gpuinit 8 devices": lambda: gpuinit.jax.init(abstract, seed=0, shardings=shardings),
+        "jit compiled 8 devices": jax.jit(model.init, out_shardings=shardings),
+    }
+    seconds = {name: [] for name in contenders}
+    for turn in range(count + 1):  # turn 0 compiles and warms up, and is not counted
+        for name, fn in contenders.items():
+            gc.collect()
+            start = time.perf_counter()
+            out = fn() if name.startswith("gpuinit") else fn(jax.random.key(turn), tokens)
+            jax.block_until_ready(out)
+            elapsed = time.perf_counter() - start
+            del out
+            if turn:
+                seconds[name].append(elapsed)
+    for name, values in seconds.items():
+        print(f"{name:<24} median {statistics.median(values):.3f} s  (turns: {', '.join(f'{v:.2f}' for v in values)})")
+    for where in ("1 device", "8 devices"):
+        ratios = [a / b for a, b in zip(seconds[f"gpuinit {where}"], seconds[f"jit compiled {where}"])]
+        print(f"{where}: gpuinit / jit compiled, median of per-turn ratios: {statistics.median(ratios):.2f}x "
+              f"(turns: {', '.join(f'{r:.2f}' for r in ratios)})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--layers", type=int, default=12)
     parser.add_argument("--repeats", type=int, default=1, help="runs of each contender (the fastest is kept)")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one contender, print JSON
     parser.add_argument("--sharded", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--turns", type=int, default=0,
+                        help="time only: gpuinit and the compiled jit in N alternating turns in one process")
     args = parser.parse_args()
+    if args.turns:
+        turns(args.layers, args.turns)
+        return
     if args.one:
         print(json.dumps(run_one(args.one, args.layers, args.sharded)))
         return

@@ -74,8 +74,9 @@ def fans(desc: InitDesc) -> tuple[int, int]:
     return int(shape[1]) * receptive, int(shape[0]) * receptive
 
 
-def _axes(value, what: str, ndim: int, where: str) -> tuple[int, ...]:
-    """An axis or a sequence of axes (negative counting from the end) as non-negative ints."""
+def _axes(value, what: str, ndim: int | None, where: str) -> tuple[int, ...]:
+    """An axis or a sequence of axes (negative counting from the end) as non-negative ints
+    (with ``ndim`` None, only their type is checked, and they are returned as given)."""
     items = (value,) if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)) else value
     try:
         items = tuple(items)
@@ -85,6 +86,8 @@ def _axes(value, what: str, ndim: int, where: str) -> tuple[int, ...]:
                             for a in items):
         raise InitializerError(f"{where}: {what} must be an integer axis or a tuple of them, got {value!r}; "
                                "pass e.g. in_axis=-2, out_axis=-1 (Flax's (..., in, out) kernels)")
+    if ndim is None:
+        return tuple(int(a) for a in items)
     bad = [a for a in items if not -ndim <= a < ndim]
     if bad:
         raise InitializerError(f"{where}: {what}={value!r} is out of range for a {ndim}-dimensional "

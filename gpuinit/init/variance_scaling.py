@@ -16,7 +16,7 @@ import math
 from .. import checks
 from ..errors import InitializerError
 from ..streams import Fill
-from .base import Initializer, compute_fans, fans
+from .base import Initializer, _axes, compute_fans, fans
 
 # Standard deviation of a standard normal truncated to [-2, 2].
 _TRUNCATED_STD = 0.87962566103423978
@@ -60,18 +60,18 @@ class VarianceScaling(Initializer):
         axes = {}
         if in_axis is not None:
             for name, value in (("in_axis", in_axis), ("out_axis", out_axis), ("batch_axis", batch_axis)):
-                compute_fans((1,) * 64, **{name: value}, where=where)  # checks the type; ranges per shape
+                _axes(value, name, None, where)  # the type now; the range against each parameter's shape
                 axes[name] = tuple(value) if isinstance(value, (list, tuple)) else value
         elif batch_axis not in ((), None):
             raise InitializerError(f"{where}: batch_axis={batch_axis!r} needs in_axis and out_axis too")
         super().__init__(scale=scale, mode=mode, distribution=distribution, **axes)
         self._core = (scale, mode, distribution)
-        self._axes = axes
+        self._fan_axes = axes
 
     def _weight_fill(self, desc) -> Fill:
         scale, mode, distribution = self._core
-        if self._axes:
-            fan_in, fan_out = compute_fans(desc.shape, **self._axes, where=f"parameter {str(desc)!r}")
+        if self._fan_axes:
+            fan_in, fan_out = compute_fans(desc.shape, **self._fan_axes, where=f"parameter {str(desc)!r}")
         else:
             fan_in, fan_out = fans(desc)
         fan = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2.0}[mode]

@@ -20,8 +20,8 @@ from ..errors import GpuInitError, InitializerError, OutOfMemoryError
 from ..store import format_bytes
 from ..streams import Fill, FillJobs, check_seed
 from ..streams.keys import derive_key_array
-from .leaves import WHERE, index_key
-from .planning import _block_shape, resolve
+from .leaves import WHERE, block_shape, index_key
+from .planning import resolve
 
 
 def init(abstract, seed, rules=None, shardings=None):
@@ -101,7 +101,7 @@ def _make_device(work, keys, jax_device, numbers, offsets, size) -> dict:
     for number, offset in zip(numbers, offsets):
         leaf_number, _, index = work.pieces[number]
         leaf, how = work.leaves[leaf_number], work.fills[leaf_number]
-        shape = _block_shape(leaf.shape, index)
+        shape = block_shape(leaf.shape, index)
         views[number] = store.flat_view(arena, offset, int(np.prod(shape, dtype=np.int64)), leaf.dtype).reshape(shape)
         if isinstance(how, Fill):
             if views[number].size:

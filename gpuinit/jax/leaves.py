@@ -201,3 +201,8 @@ def index_key(index, shape) -> tuple:
     """A shard's index (a tuple of slices) as hashable ``((start, stop), ...)``, every axis given."""
     index = tuple(index) + (slice(None),) * (len(shape) - len(tuple(index)))
     return tuple(s.indices(d)[:2] for s, d in zip(index, shape))
+
+
+def block_shape(shape, index) -> tuple:
+    """The shape of block ``index`` (a tuple of slices, missing trailing axes whole) of ``shape``."""
+    return tuple(len(range(*s.indices(d))) for s, d in zip(tuple(index) + (slice(None),) * len(shape), shape))

@@ -27,7 +27,7 @@ from ..init import InitDesc
 from ..store import format_bytes
 from ..streams import Fill
 from . import defaults, leaves as leaves_mod
-from .leaves import WHERE
+from .leaves import WHERE, block_shape
 
 
 @dataclass
@@ -194,7 +194,7 @@ def resolve(abstract, rules=None, shardings=None) -> Work:
 
     arenas, targets = {}, {}
     for device, numbers in by_device.items():
-        nbytes = [int(np.prod(_block_shape(leaves[pieces[i][0]].shape, pieces[i][2]), dtype=np.int64))
+        nbytes = [int(np.prod(block_shape(leaves[pieces[i][0]].shape, pieces[i][2]), dtype=np.int64))
                   * leaves[pieces[i][0]].dtype.itemsize for i in numbers]
         offsets, size = store.layout(nbytes)
         arenas[device] = (numbers, offsets.tolist(), size)
@@ -204,10 +204,6 @@ def resolve(abstract, rules=None, shardings=None) -> Work:
     for where in {str(t): t for t, _ in targets.values()}.values():
         plan.free_bytes[str(where)] = where.memory_info()[0]
     return Work(leaves, treedef, fills, pieces, arenas, targets, plan)
-
-
-def _block_shape(shape, index) -> tuple:
-    return tuple(len(range(*s.indices(d))) for s, d in zip(tuple(index) + (slice(None),) * len(shape), shape))
 
 
 def plan(abstract, rules=None, shardings=None) -> Plan:

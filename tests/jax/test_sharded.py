@@ -116,3 +116,44 @@ def test_the_numpy_engine_makes_the_same_shards(cpu_devices, whole, monkeypatch)
     sharded = gj.init(abstract, seed=11, rules=RULES, shardings=shardings)
     for expected, got in zip(jax.tree.leaves(whole), jax.tree.leaves(sharded)):
         np.testing.assert_array_equal(bits(got), bits(expected))
+
+
+def test_flax_s_own_sharding_recipes(cpu_devices):
+    """Flax's partitioning metadata: linen's with_partitioning + nn.get_sharding, and nnx's
+    with_partitioning + nnx.get_named_sharding, give trees gpuinit takes as they are."""
+    from flax import linen, nnx
+
+    mesh = Mesh(np.array(cpu_devices).reshape(2, 4), ("data", "model"))
+    lecun = linen.initializers.lecun_normal()
+
+    class Linen(linen.Module):
+        @linen.compact
+        def __call__(self, x):
+            x = linen.Dense(64, kernel_init=linen.with_partitioning(lecun, (None, "model")))(x)
+            return linen.Dense(32, kernel_init=linen.with_partitioning(lecun, ("model", None)))(x)
+
+    model, x = Linen(), jnp.zeros((2, 16))
+    abstract = jax.eval_shape(model.init, jax.random.key(0), x)
+    params = gj.init(abstract, seed=1, shardings=linen.get_sharding(abstract, mesh))
+    whole = gj.init(abstract, seed=1)
+    kernel = params["params"]["Dense_0"]["kernel"]
+    assert kernel.value.sharding.spec == P(None, "model")
+    for a, b in zip(jax.tree.leaves(linen.unbox(params)), jax.tree.leaves(linen.unbox(whole))):
+        np.testing.assert_array_equal(bits(a), bits(b))
+    assert model.apply(params, x).shape == (2, 32)
+
+    class Nnx(nnx.Module):
+        def __init__(self, rngs):
+            init = nnx.with_partitioning(nnx.initializers.lecun_normal(), ("model", None))
+            self.linear = nnx.Linear(16, 64, kernel_init=init, rngs=rngs)
+
+        def __call__(self, x):
+            return self.linear(x)
+
+    with jax.set_mesh(mesh):
+        graphdef, state = nnx.split(nnx.eval_shape(lambda: Nnx(nnx.Rngs(0))))
+    params = gj.init(state, seed=1, shardings=nnx.get_named_sharding(state, mesh))
+    kernel = params["linear"]["kernel"][...]
+    assert kernel.sharding.spec == P("model", None)
+    np.testing.assert_array_equal(bits(kernel), bits(gj.init(state, seed=1)["linear"]["kernel"][...]))
+    assert nnx.merge(graphdef, params)(jnp.zeros((2, 16))).shape == (2, 64)

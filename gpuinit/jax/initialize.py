@@ -74,11 +74,12 @@ def init(abstract, seed, rules=None, shardings=None):
             f"{format_bytes(plan.free_bytes[where])} free; {format_bytes(missing)} short. Nothing was allocated. "
             "Shard them over more devices, use a smaller dtype, or check gpuinit.jax.plan() first")
     keys = derive_key_array(seed, [leaf.path for leaf in work.leaves])
-    made = {}
+    made, wholes = {}, {}
     try:
         with store.gc_paused():
             for device, (numbers, offsets, size) in work.arenas.items():
-                made.update(_make_device(work, keys, device, numbers, offsets, size))
+                made.update(_make_device(work, keys, device, numbers, offsets, size, wholes))
+            wholes = None
             by_leaf = [[] for _ in work.leaves]
             for number, (leaf_number, device, index) in enumerate(work.pieces):
                 by_leaf[leaf_number].append((made[number], device, index))
@@ -86,14 +87,17 @@ def init(abstract, seed, rules=None, shardings=None):
             leaves = [_to_jax(work, work.leaves[n], by_leaf[n]) for n in range(len(work.leaves))]
             by_leaf = None
     except BaseException as exc:
-        made = by_leaf = None
+        made = by_leaf = wholes = None
         store.release_after_failure(exc, {target for target, _ in work.targets.values()})
         raise
     return jax.tree_util.tree_unflatten(work.treedef, leaves)
 
 
-def _make_device(work, keys, jax_device, numbers, offsets, size) -> dict:
-    """One JAX device's arena, filled with its pieces: ``{piece number: array}`` (views of it)."""
+def _make_device(work, keys, jax_device, numbers, offsets, size, wholes) -> dict:
+    """One JAX device's arena, filled with its pieces: ``{piece number: array}`` (views of it).
+
+    ``wholes`` keeps the whole leaves Python initializers made, for the other devices' blocks.
+    """
     where, _ = work.targets[jax_device]
     arena = store.allocate(where, size)
     store.track(arena, where, size)
@@ -111,8 +115,9 @@ def _make_device(work, keys, jax_device, numbers, offsets, size) -> dict:
     run_fills(where, arena, _joined(jobs))
     with where.activate():
         for number, leaf_number, index in hooks:
-            whole = _run_hook(work, keys, leaf_number)
-            views[number][...] = where.xp.asarray(whole[index])
+            if leaf_number not in wholes:
+                wholes[leaf_number] = _run_hook(work, keys, leaf_number)
+            views[number][...] = where.xp.asarray(wholes[leaf_number][index])
         if where.is_gpu:
             where.xp.cuda.get_current_stream().synchronize()
     return views
@@ -127,7 +132,10 @@ def _joined(jobs) -> FillJobs:
     columns = [[] for _ in FillJobs._fields]
     for block in jobs:
         for column, values in zip(columns, block):
-            column.extend(values) if not isinstance(values, np.ndarray) else column.append(values)
+            if isinstance(values, np.ndarray):  # the keys, an (n, 2) array per block
+                column.append(values)
+            else:
+                column.extend(values)
     key = FillJobs._fields.index("key")
     columns[key] = np.concatenate(columns[key])
     return FillJobs(*columns)

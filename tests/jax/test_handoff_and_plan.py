@@ -100,3 +100,25 @@ def test_unsharded_leaves_go_to_jax_s_default_device_uncommitted(cpu_devices):
         assert gj.plan(abstract_tree()).device_bytes.keys() == {str(cpu_devices[3])}
     for leaf in jax.tree.leaves(params):
         assert leaf.devices() == {cpu_devices[3]} and not leaf.committed
+
+
+def test_no_full_size_temporary_while_sharding(cpu_devices):
+    """The host memory an 8-way column split of a 16 MiB leaf takes at its peak is the 8 arenas
+    of 2 MiB: no temporary of the whole leaf (which would double it)."""
+    import tracemalloc
+
+    mesh = Mesh(np.array(cpu_devices).reshape(8), ("x",))
+    abstract = {"kernel": jax.ShapeDtypeStruct((2048, 2048), jnp.float32)}
+    shardings = {"kernel": NamedSharding(mesh, P(None, "x"))}
+    gj.init(abstract, seed=0, shardings=shardings)  # warm up: JAX's caches, the engine
+    gc.collect()
+    tracemalloc.start()
+    try:
+        params = gj.init(abstract, seed=0, shardings=shardings)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    leaf_bytes = 2048 * 2048 * 4
+    assert gj.plan(abstract, shardings=shardings).arena_bytes["cpu"] == leaf_bytes
+    assert leaf_bytes <= peak < 1.1 * leaf_bytes, peak / leaf_bytes  # the arenas are seen, and little else
+    assert params["kernel"].addressable_shards[0].data.shape == (2048, 256)

@@ -17,6 +17,7 @@ Modules, one job each, from the bottom up:
   slice of every parameter; ``models``: the model zoo; ``report``: the memory report;
 - ``torch`` (optional, ``pip install "gpuinit[torch]"``, imported only by ``import gpuinit.torch``):
   the PyTorch bridge, materializing meta-built torch modules with these fills.
+- ``jax``: the JAX and Flax bridge, imported only as ``gpuinit.jax`` (it needs JAX).
 """
 
 from . import init, nd, nn

@@ -128,6 +128,19 @@ def copy_to_host(dst: np.ndarray, src) -> None:
 
     Synchronizes: ``dst`` holds the values when this returns."""
     src.get(out=dst)  # no stream given: synchronous
+def hand_off_dlpack(x, from_dlpack):
+    """Give the CuPy array ``x`` to another library through DLPack, without a copy.
+
+    ``from_dlpack`` is the consumer's import (``jax.dlpack.from_dlpack``,
+    ``torch.from_dlpack``); what it returns shares ``x``'s memory and keeps it alive. gpuinit's
+    fills run asynchronously on CuPy's current stream, which the consumer does not know about, so
+    this synchronizes that stream on ``x``'s device first: a consumer on any stream then reads the
+    finished numbers. Synchronizes the device.
+    """
+    cupy = cupy_module()
+    with cupy.cuda.Device(x.device.id):
+        cupy.cuda.get_current_stream().synchronize()
+        return from_dlpack(x)
 
 
 @functools.lru_cache(maxsize=None)

@@ -27,8 +27,11 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-from . import checks, lifecycle
-from .errors import ArgumentError, ArgumentTypeError
+import numpy as np
+
+from . import checks, engine, lifecycle
+from .errors import ArgumentError, ArgumentTypeError, ShapeError
+from .streams import FillJobs
 
 
 def shard_range(size: int, rank: int, world_size: int) -> tuple[int, int]:
@@ -36,6 +39,121 @@ def shard_range(size: int, rank: int, world_size: int) -> tuple[int, int]:
     chunk = -(-size // world_size)
     start = min(size, rank * chunk)
     return start, min(size, start + chunk)
+
+
+def block_runs(shape, index) -> tuple[np.ndarray, int]:
+    """The runs of flat elements that make up block ``index`` of a row-major array of ``shape``.
+
+    A block of a multi-dimensional parameter (a device's shard of a JAX or DTensor parameter split
+    along its second axis, say) is not one element range of the flattened parameter but a run per
+    row: the trailing axes the block takes whole, and the last axis it cuts, are contiguous; the
+    axes before that give one run per combination of their indices. Generating each run alone
+    (its stream elements ``[start, start + length)``) makes the block without the whole parameter.
+
+    Args:
+        shape: the whole parameter's shape.
+        index: one ``slice`` (step 1, or None) per axis, as ``jax.Array`` shards and NumPy basic
+            indexing give them; missing trailing axes are taken whole.
+
+    Returns:
+        ``(starts, length)``: the first flat element of each run (int64, in the block's row-major
+        order) and the length of every run. An empty block has no runs.
+
+    Example:
+        >>> from gpuinit.sharding import block_runs
+        >>> starts, length = block_runs((4, 6), (slice(0, 2), slice(3, 6)))  # rows 0-1, columns 3-5
+        >>> starts.tolist(), length
+        ([3, 9], 3)
+
+    Raises:
+        ShapeError: more slices than axes, or a slice with a step other than 1.
+    """
+    shape = tuple(int(d) for d in shape)
+    index = tuple(index)
+    if len(index) > len(shape):
+        raise ShapeError(f"block index {index!r} has {len(index)} slices for a parameter of shape {shape!r}")
+    bounds = []
+    for axis, size in enumerate(shape):
+        part = index[axis] if axis < len(index) else slice(None)
+        if not isinstance(part, slice):
+            raise ShapeError(f"block index {index!r}: axis {axis} must be a slice, got {part!r}")
+        start, stop, step = part.indices(size)
+        if step != 1:
+            raise ShapeError(f"block index {index!r}: axis {axis} has step {step}; blocks take contiguous ranges")
+        bounds.append((start, max(start, stop)))
+    lengths = [b - a for a, b in bounds]
+    if math.prod(lengths) == 0:
+        return np.zeros(0, np.int64), 0
+    # The last axis the block cuts; the axes after it are whole, so the run goes on through them.
+    cut = max((axis for axis, (a, b) in enumerate(bounds) if (a, b) != (0, shape[axis])), default=-1)
+    if cut < 0:
+        return np.zeros(1, np.int64), math.prod(shape)
+    strides = [math.prod(shape[axis + 1:]) for axis in range(len(shape))]
+    length = lengths[cut] * strides[cut]
+    starts = np.array([bounds[cut][0] * strides[cut]], np.int64)
+    for axis in range(cut - 1, -1, -1):  # outer axes: every index of each, in row-major order
+        offsets = np.arange(bounds[axis][0], bounds[axis][1], dtype=np.int64) * strides[axis]
+        starts = (offsets[:, None] + starts[None, :]).reshape(-1)
+    return starts, length
+
+
+def block_jobs(offset: int, dtype, key, fill, shape, index) -> FillJobs:
+    """Fill jobs that write block ``index`` of a parameter into memory laid out row-major.
+
+    The block's elements go, in its row-major order, from byte ``offset`` of the memory the jobs
+    run on (:func:`gpuinit.engine.run`): one job per run of :func:`block_runs`, each the
+    parameter's stream ``key`` and ``fill`` from the run's first element. Jobs of many blocks
+    (all the shards one device holds) can be joined and run together.
+
+    Args:
+        offset: where the block's first element goes, in bytes.
+        dtype: the parameter's dtype; ``key``: its stream's key, ``(k0, k1)``; ``fill``: its
+            :class:`~gpuinit.streams.Fill`; ``shape``, ``index``: as :func:`block_runs`.
+    """
+    starts, length = block_runs(shape, index)
+    dtype = np.dtype(dtype)
+    n = len(starts)
+    offsets = offset + np.arange(n, dtype=np.int64) * (length * dtype.itemsize)
+    keys = np.broadcast_to(np.asarray(key, np.uint64).reshape(1, 2), (n, 2))
+    return FillJobs(offsets.tolist(), [dtype] * n, [length] * n, keys, [fill] * n, starts.tolist(), [0] * n)
+
+
+def fill_block(device, out, fill, key, shape, index) -> None:
+    """Fill ``out``, a caller-owned C-contiguous array, with block ``index`` of a parameter.
+
+    ``out`` gets exactly the numbers the whole parameter of ``shape`` would have there (stream
+    ``key``, ``fill``), made alone, with no temporary of the whole: the element-range fill of
+    :mod:`gpuinit.sharding` for a block of any shape. On a GPU the fill is asynchronous on the
+    current stream.
+
+    Args:
+        device: the :class:`~gpuinit.device.Device` ``out`` is on (NumPy on the CPU, CuPy on a GPU).
+        out: the block's array, of the block's shape (or its size) and the parameter's dtype.
+        fill, key, shape, index: as :func:`block_jobs`.
+
+    Example:
+        >>> import numpy as np
+        >>> from gpuinit import cpu
+        >>> from gpuinit.sharding import fill_block
+        >>> from gpuinit.streams import Fill, derive_key
+        >>> key, fill = derive_key(0, "w"), Fill.normal(0.0, 1.0)
+        >>> whole, part = np.empty((4, 6), np.float32), np.empty((4, 2), np.float32)
+        >>> fill_block(cpu(), whole, fill, key, (4, 6), ())
+        >>> fill_block(cpu(), part, fill, key, (4, 6), (slice(None), slice(2, 4)))
+        >>> bool((part == whole[:, 2:4]).all())
+        True
+
+    Raises:
+        ShapeError: ``out`` has not the block's number of elements or is not C-contiguous.
+    """
+    starts, length = block_runs(shape, index)
+    if out.size != len(starts) * length or not out.flags.c_contiguous:
+        raise ShapeError(f"fill_block: the block {tuple(index)!r} of shape {tuple(shape)!r} has "
+                         f"{len(starts) * length} elements, got a{'' if out.flags.c_contiguous else ' non-contiguous'} "
+                         f"array of shape {tuple(out.shape)!r}; pass a C-contiguous array of the block's shape")
+    if not out.size:
+        return
+    engine.run(device, out.reshape(-1).view(np.uint8), block_jobs(0, out.dtype, key, fill, shape, index))
 
 
 def _check(rank, world_size) -> tuple[int, int]:

@@ -205,3 +205,41 @@ def test_bfloat16_without_ml_dtypes_says_how_to_get_it():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                          cwd=str(__import__("pathlib").Path(__file__).resolve().parents[1]))
     assert "ml_dtypes" in out.stdout and "gpuinit[bf16]" in out.stdout, out.stdout + out.stderr
+
+
+def test_compute_fans_reads_the_axes_given():
+    # Flax's (..., in, out): a Conv kernel (kh, kw, in, out)
+    assert init.compute_fans((3, 3, 16, 32)) == (3 * 3 * 16, 3 * 3 * 32)
+    # gpuinit's and torch's (out, in, *k) with in_axis=1, out_axis=0: the fans of init.fans
+    assert init.compute_fans((64, 3, 5, 7), in_axis=1, out_axis=0) == init.fans(desc((64, 3, 5, 7)))
+    # Flax's Embed: out_axis=0 on (vocab, features) gives fan_in = features
+    assert init.compute_fans((50257, 768), out_axis=0) == (768, 768)
+    # tuples of axes multiply; batch axes count in neither fan
+    assert init.compute_fans((8, 4, 16), in_axis=0, out_axis=(1, 2)) == (8, 64)
+    assert init.compute_fans((5, 8, 16), batch_axis=0) == (8, 16)
+    assert init.compute_fans((0, 4)) == (0, 0)
+
+
+def test_compute_fans_refuses_bad_axes():
+    with pytest.raises(InitializerError, match="at least 2 dimensions"):
+        init.compute_fans((10,))
+    with pytest.raises(InitializerError, match="out of range"):
+        init.compute_fans((10, 4), in_axis=2, out_axis=0)
+    with pytest.raises(InitializerError, match="integer axis"):
+        init.compute_fans((10, 4), in_axis="0", out_axis=1)
+
+
+def test_variance_scaling_axes_change_only_what_they_name():
+    shape = (3, 3, 16, 32)
+    # no axes: gpuinit's (out, in, *k) layout, as before
+    assert init.VarianceScaling(1.0, "fan_in", "normal").fill_for(desc(shape)).b == \
+        math.sqrt(1.0 / (3 * 16 * 32))
+    assert repr(init.VarianceScaling()) == "VarianceScaling(scale=1.0, mode='fan_in', distribution='truncated_normal')"
+    flax = init.VarianceScaling(2.0, "fan_in", "normal", in_axis=-2, out_axis=-1)
+    assert flax.fill_for(desc(shape)).b == math.sqrt(2.0 / (3 * 3 * 16))
+    assert flax != init.VarianceScaling(2.0, "fan_in", "normal")
+    assert "in_axis=-2" in repr(flax)
+    with pytest.raises(InitializerError, match="both in_axis and out_axis"):
+        init.VarianceScaling(in_axis=-2)
+    with pytest.raises(InitializerError, match="out of range"):
+        init.VarianceScaling(in_axis=-2, out_axis=3).fill_for(desc((4, 4)))

@@ -106,3 +106,38 @@ def test_a_failing_initializer_leaves_nothing_allocated():
     finally:
         tracemalloc.stop()
     assert store.live_bytes() == before
+
+
+@pytest.mark.parametrize("shape,index", [
+    ((6, 10), (slice(2, 4), slice(None))),          # rows: one run
+    ((6, 10), (slice(None), slice(5, 10))),         # columns: a run per row
+    ((6, 10), (slice(3, 6), slice(0, 5))),          # both
+    ((4, 6, 10), (slice(None), slice(2, 4), slice(None))),
+    ((4, 6, 10), (slice(1, 3), slice(None), slice(5, 10))),
+    ((4, 6, 10), ()),                               # the whole parameter
+    ((4, 0, 10), (slice(1, 3),)),                   # empty
+])
+def test_block_runs_cover_exactly_the_block(shape, index):
+    from gpuinit.sharding import block_runs
+    flat = np.arange(int(np.prod(shape))).reshape(shape)
+    starts, length = block_runs(shape, index)
+    got = np.concatenate([np.arange(s, s + length) for s in starts]) if len(starts) else np.zeros(0, int)
+    np.testing.assert_array_equal(got, flat[index].reshape(-1))
+
+
+@pytest.mark.parametrize("fill", [init.Normal(0.5), init.TruncatedNormal(sigma=2.0), init.Uniform(1.0), init.One()])
+def test_fill_block_equals_the_block_of_the_whole(device, fill):
+    from gpuinit.device import as_device
+    from gpuinit.sharding import fill_block
+    from gpuinit.streams import derive_key
+    dev = as_device(device)
+    how = fill.fill_for(init.InitDesc("w", shape=(12, 37), own=True))
+    key = derive_key(3, "layer/kernel")
+    whole = dev.xp.empty((12, 37), np.float32)
+    fill_block(dev, whole, how, key, (12, 37), ())
+    for index in [(slice(None), slice(9, 18)), (slice(4, 8), slice(30, 37)), (slice(11, 12),)]:
+        part = dev.xp.empty(whole[index].shape, np.float32)
+        fill_block(dev, part, how, key, (12, 37), index)
+        np.testing.assert_array_equal(bits(part), bits(whole[index]))
+    with pytest.raises(GpuInitError, match="block"):
+        fill_block(dev, dev.xp.empty((3, 3), np.float32), how, key, (12, 37), (slice(0, 2),))

@@ -9,7 +9,7 @@ runs on every backend) or fill the array in ``_init_weight`` (a Python hook).
 
 from ..errors import InitializerError
 from ..streams import Fill
-from .base import ROLES, InitDesc, Initializer, fans
+from .base import ROLES, InitDesc, Initializer, compute_fans, fans
 from .bilinear import Bilinear
 from .constant import Constant, One, Zero
 from .mixed import Mixed
@@ -60,4 +60,4 @@ def _from_json(text: str) -> Initializer:
 __all__ = ["Bilinear", "Constant", "Fill", "InitDesc", "Initializer", "InitializerError", "KaimingNormal",
            "KaimingUniform", "MSRAPrelu", "Mixed", "Normal", "One", "Orthogonal", "ROLES",
            "TruncatedNormal", "Uniform", "VarianceScaling", "Xavier", "XavierNormal",
-           "XavierUniform", "Zero", "calculate_gain", "create", "fans"]
+           "XavierUniform", "Zero", "calculate_gain", "compute_fans", "create", "fans"]

@@ -15,6 +15,7 @@ Dispatch is by the parameter's declared role (``Parameter(role="bias")``), never
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 
@@ -73,6 +74,66 @@ def fans(desc: InitDesc) -> tuple[int, int]:
             "bias_initializer='zeros')")
     receptive = int(np.prod(shape[2:], dtype=np.int64)) if len(shape) > 2 else 1
     return int(shape[1]) * receptive, int(shape[0]) * receptive
+
+
+def _axes(value, what: str, ndim: int | None, where: str) -> tuple[int, ...]:
+    """An axis or a sequence of axes (negative counting from the end) as non-negative ints
+    (with ``ndim`` None, only their type is checked, and they are returned as given)."""
+    items = (value,) if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)) else value
+    try:
+        items = tuple(items)
+    except TypeError:
+        items = None
+    if items is None or any(isinstance(a, (bool, np.bool_)) or not isinstance(a, (int, np.integer))
+                            for a in items):
+        raise InitializerError(f"{where}: {what} must be an integer axis or a tuple of them, got {value!r}; "
+                               "pass e.g. in_axis=-2, out_axis=-1 (Flax's (..., in, out) kernels)")
+    if ndim is None:
+        return tuple(int(a) for a in items)
+    bad = [a for a in items if not -ndim <= a < ndim]
+    if bad:
+        raise InitializerError(f"{where}: {what}={value!r} is out of range for a {ndim}-dimensional "
+                               f"parameter; axes run from {-ndim} to {ndim - 1}")
+    return tuple(int(a) % ndim for a in items)
+
+
+def compute_fans(shape, in_axis=-2, out_axis=-1, batch_axis=(), where: str = "parameter") -> tuple[float, float]:
+    """``(fan_in, fan_out)`` of a weight whose input and output dimensions are the axes given.
+
+    JAX's ``_compute_fans``: the axes in none of ``in_axis``, ``out_axis`` and ``batch_axis`` make
+    the receptive field, ``fan_in = in_size * receptive`` and ``fan_out = out_size * receptive``,
+    ``receptive = prod(shape) / (in_size * out_size * batch_size)``. So the defaults read Flax's and
+    TensorFlow's ``(..., in, out)`` kernels, ``in_axis=1, out_axis=0`` reads Gluon's and PyTorch's
+    ``(out, in, *kernel)`` (the same fans as :func:`fans`), and Flax's ``Embed`` passes
+    ``out_axis=0``. Each axis may be a tuple of axes, whose sizes multiply.
+
+    Computed as ``prod(shape) / (out_size * batch_size)`` (and the same for ``fan_out``), which
+    is JAX's value, exact where it is a whole number.
+
+    Example:
+        >>> from gpuinit.init import compute_fans
+        >>> compute_fans((3, 3, 16, 32))  # a Flax Conv kernel: (kh, kw, in, out)
+        (144.0, 288.0)
+        >>> compute_fans((50, 8), out_axis=0)  # a Flax Embed table: fan_in is the features
+        (8.0, 8.0)
+
+    Raises:
+        InitializerError: an axis that is not an integer (or tuple of them) or out of range, or
+            a parameter of fewer than two dimensions with the default ``in_axis``.
+    """
+    shape = tuple(int(d) for d in shape)
+    ndim = len(shape)
+    if ndim < 2 and isinstance(in_axis, (int, np.integer)) and in_axis == -2:
+        raise InitializerError(
+            f"cannot compute fan_in/fan_out of {where} with shape {shape!r}: the default in_axis=-2 needs "
+            "at least 2 dimensions; give it another initializer (zeros, normal) or explicit in_axis/out_axis")
+    sizes = [math.prod(shape[a] for a in _axes(axis, what, ndim, where))
+             for axis, what in ((in_axis, "in_axis"), (out_axis, "out_axis"), (batch_axis, "batch_axis"))]
+    in_size, out_size, batch_size = sizes
+    total = math.prod(shape)
+    if total == 0:
+        return 0.0, 0.0
+    return total / (out_size * batch_size), total / (in_size * batch_size)
 
 
 class Initializer:

@@ -1,7 +1,9 @@
 """The variance-scaling family: one core, and Glorot/He presets as thin wrappers.
 
 The core draws with variance ``scale / fan``, where ``fan`` is ``fan_in``, ``fan_out`` or their
-mean (``fans`` in :mod:`gpuinit.init.base`): from U(-sqrt(3 var), sqrt(3 var)), N(0, var), or a
+mean: of gpuinit's ``(out, in, *kernel)`` layout by default (``fans`` in :mod:`gpuinit.init.base`),
+or of the axes given as ``in_axis``/``out_axis``/``batch_axis`` (JAX's ``_compute_fans``,
+``compute_fans`` there), which is how Flax's ``(..., in, out)`` kernels are read. It draws from U(-sqrt(3 var), sqrt(3 var)), N(0, var), or a
 normal truncated at two standard deviations and rescaled to have that variance. Gluon's Xavier and
 MSRAPrelu and PyTorch's xavier_*/kaiming_* are each a choice of ``scale``, ``mode`` and
 ``distribution``.
@@ -14,7 +16,7 @@ import math
 from .. import checks
 from ..errors import InitializerError
 from ..streams import Fill
-from .base import Initializer, fans
+from .base import Initializer, _axes, compute_fans, fans
 
 # Standard deviation of a standard normal truncated to [-2, 2].
 _TRUNCATED_STD = 0.87962566103423978
@@ -29,22 +31,52 @@ class VarianceScaling(Initializer):
         scale: numerator of the variance.
         mode: ``"fan_in"``, ``"fan_out"`` or ``"fan_avg"``.
         distribution: ``"uniform"``, ``"normal"`` or ``"truncated_normal"``.
+        in_axis, out_axis: the parameter's input and output axes (an int or a tuple of ints,
+            negative from the end), as JAX's ``variance_scaling`` takes them; ``None`` (both, the
+            default) reads gpuinit's ``(out, in, *kernel)`` layout, as :func:`~gpuinit.init.fans`
+            does. Flax's kernels are ``in_axis=-2, out_axis=-1``.
+        batch_axis: axes of independent weights stacked together (counted in neither fan).
+
+    Example:
+        >>> from gpuinit import init
+        >>> lecun = init.VarianceScaling(1.0, "fan_in", "truncated_normal", in_axis=-2, out_axis=-1)
+        >>> fill = lecun.fill_for(init.InitDesc("kernel", shape=(3, 3, 16, 32), own=True))
+        >>> round(fill.b * 0.87962566103423978, 6) == round((1 / 144) ** 0.5, 6)  # std 1/sqrt(3*3*16)
+        True
     """
 
     pure_fills = "shape"
 
-    def __init__(self, scale: float = 1.0, mode: str = "fan_in", distribution: str = "truncated_normal"):
+    def __init__(self, scale: float = 1.0, mode: str = "fan_in", distribution: str = "truncated_normal",
+                 in_axis=None, out_axis=None, batch_axis=()):
         where = type(self).__name__
         checks.choice(mode, _MODES, "mode", where, error=InitializerError)
         checks.choice(distribution, _DISTRIBUTIONS, "distribution", where, error=InitializerError)
         scale = checks.real(scale, "scale", where, above=0, error=InitializerError)
-        super().__init__(scale=scale, mode=mode, distribution=distribution)
+        if (in_axis is None) != (out_axis is None):
+            raise InitializerError(f"{where}: pass both in_axis and out_axis, or neither (gpuinit's (out, in, "
+                                   f"*kernel) layout), got in_axis={in_axis!r}, out_axis={out_axis!r}; "
+                                   "Flax's kernels are in_axis=-2, out_axis=-1")
+        axes = {}
+        if in_axis is not None:
+            for name, value in (("in_axis", in_axis), ("out_axis", out_axis), ("batch_axis", batch_axis)):
+                _axes(value, name, None, where)  # the type now; the range against each parameter's shape
+                axes[name] = tuple(value) if isinstance(value, (list, tuple)) else value
+        elif batch_axis not in ((), None):
+            raise InitializerError(f"{where}: batch_axis={batch_axis!r} needs in_axis and out_axis too")
+        super().__init__(scale=scale, mode=mode, distribution=distribution, **axes)
         self._core = (scale, mode, distribution)
+        self._fan_axes = axes
 
     def _weight_fill(self, desc) -> Fill:
         scale, mode, distribution = self._core
-        fan_in, fan_out = fans(desc)
+        if self._fan_axes:
+            fan_in, fan_out = compute_fans(desc.shape, **self._fan_axes, where=f"parameter {str(desc)!r}")
+        else:
+            fan_in, fan_out = fans(desc)
         fan = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2.0}[mode]
+        if not fan:  # an empty parameter: no element to fill
+            return Fill.constant(0.0)
         if distribution == "uniform":
             limit = math.sqrt(3.0 * scale / fan)
             return Fill.uniform(-limit, limit)

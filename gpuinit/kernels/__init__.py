@@ -161,6 +161,15 @@ def chunk_map(first_group: np.ndarray, total_groups: int) -> np.ndarray:
     return (np.searchsorted(first_group, starts, side="right") - 1).astype(np.uint32)
 
 
+def _by_identity(column, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each item's index among the distinct objects (by identity) of ``column``, and the position
+    of each distinct object's first occurrence: without a Python loop over the items, since a
+    sharded block has a job per row and a device may have hundreds of thousands of them."""
+    ids = np.fromiter(map(id, column), np.uint64, n)
+    _, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
+    return inverse.reshape(-1).astype(np.intp), first
+
+
 def launch_tables(base: int, jobs, nbytes: int | None = None) -> list:
     """The launches that run ``jobs`` in memory at address ``base``, as host arrays.
 
@@ -184,12 +193,13 @@ def launch_tables(base: int, jobs, nbytes: int | None = None) -> list:
     # Group the jobs by (dtype, family) with array operations: an index per distinct fill (jobs
     # usually share their initializer's) and per dtype, then the jobs of each pair.
     n = len(jobs)
-    fill_order: dict = {}
-    fill_idx = np.fromiter((fill_order.setdefault(id(f), len(fill_order)) for f in jobs.fill), np.intp, n)
-    dtype_order: dict = {}
-    dtype_idx = np.fromiter((dtype_order.setdefault(d, len(dtype_order)) for d in jobs.dtype), np.intp, n)
-    _, first = np.unique(fill_idx, return_index=True)
+    fill_idx, first = _by_identity(jobs.fill, n)
     fills_all = [jobs.fill[i] for i in first.tolist()]
+    # dtypes by identity first (C speed), then equal dtypes merged
+    dtype_first_idx, dtype_first = _by_identity(jobs.dtype, n)
+    dtype_order: dict = {}
+    merged = np.array([dtype_order.setdefault(jobs.dtype[i], len(dtype_order)) for i in dtype_first.tolist()], np.intp)
+    dtype_idx = merged[dtype_first_idx]
     family_of_fill = np.array([FAMILIES[f.family] for f in fills_all], np.intp)
     kind = dtype_idx * len(FAMILIES) + family_of_fill[fill_idx]
     counts_all = np.fromiter(jobs.count, np.int64, n)

@@ -27,18 +27,18 @@ _global_counters: dict[str, int] = {}
 _counter_lock = threading.Lock()
 
 
-def _new_prefix(hint: str) -> str:
-    """``hint`` numbered in the current name scope: process-wide outside any ``name_scope``."""
-    stack = getattr(_names, "stack", None)
-    if stack:
-        owner_prefix, counters = stack[-1]
-        count = counters.get(hint, 0)
-        counters[hint] = count + 1
-        return f"{owner_prefix}{hint}{count}_"
+def _global_prefix(hint: str) -> str:
+    """``hint`` numbered process-wide: the name of a block made outside any ``name_scope``."""
     with _counter_lock:
         count = _global_counters.get(hint, 0)
         _global_counters[hint] = count + 1
     return f"{hint}{count}_"
+
+
+def _scope_owner():
+    """The block whose ``name_scope`` this thread is in, or None."""
+    stack = getattr(_names, "stack", None)
+    return stack[-1] if stack else None
 
 
 _calls = threading.local()
@@ -68,14 +68,33 @@ class Block:
     """
 
     def __init__(self, prefix=None, params=None):
+        where = type(self).__name__
         if prefix is not None:
-            checks.text(prefix, "prefix", type(self).__name__, empty=True)
+            checks.text(prefix, "prefix", where, empty=True)
+        if params is not None and not isinstance(params, ParameterDict):
+            raise ArgumentTypeError(f"{where}: params must be a ParameterDict (another block's .params or "
+                                    f".collect_params()), got {type(params).__name__}")
+        owner = _scope_owner()
+        # Gluon 1.x's rule: a block's parameters are named by its ParameterDict's prefix; given
+        # params=, the dictionary takes the shared one's prefix and finds its parameters there.
+        if owner is None:
+            prefix = prefix if prefix is not None else _global_prefix(self._alias())
+            own = ParameterDict(prefix) if params is None else ParameterDict(params.prefix, params)
+        else:
+            if prefix is None:
+                hint = self._alias()
+                count = owner._scope_counters.get(hint, 0)
+                owner._scope_counters[hint] = count + 1
+                prefix = f"{hint}{count}_"
+            own = (ParameterDict(owner.params.prefix + prefix, owner.params._shared) if params is None
+                   else ParameterDict(params.prefix, params))
+            prefix = owner._prefix + prefix
         object.__setattr__(self, "_children", OrderedDict())
         object.__setattr__(self, "_reg_params", OrderedDict())
-        object.__setattr__(self, "_prefix", prefix if prefix is not None else _new_prefix(self._alias()))
+        object.__setattr__(self, "_prefix", prefix)
         object.__setattr__(self, "_scope_counters", {})
         object.__setattr__(self, "_deferred_cache", (-1, False))
-        object.__setattr__(self, "params", ParameterDict(prefix=self._prefix))
+        object.__setattr__(self, "params", own)
 
     @classmethod
     def _alias(cls) -> str:
@@ -95,24 +114,50 @@ class Block:
         stack = getattr(_names, "stack", None)
         if stack is None:
             stack = _names.stack = []
-        stack.append((self._prefix, self._scope_counters))
+        stack.append(self)
         try:
             yield self
         finally:
             stack.pop()
 
     def __setattr__(self, name, value):
+        existing = self.__dict__.get(name)
+        if isinstance(existing, (Block, Parameter)) and not isinstance(value, type(existing)):
+            raise ArgumentTypeError(f"{self._where()}: attribute {name!r} holds a {type(existing).__name__}; "
+                                    f"it cannot become a {type(value).__name__}; use another attribute name")
         if isinstance(value, Block):
             self._children[name] = value
             lifecycle.bump()
         elif isinstance(value, Parameter):
-            if not value._named:  # the first block it is assigned to gives it its prefix
-                if not value.name.startswith(self._prefix):
-                    value.name = self._prefix + value.name
-                value._named = True
+            if not value._named:
+                value = self._own_parameter(value)
+            if existing is not None and existing is not value and \
+                    self.params._params.get(existing.name) is existing:
+                del self.params._params[existing.name]  # replaced (tied to another block's): no longer ours
             self._reg_params[name] = value
             lifecycle.bump()
         object.__setattr__(self, name, value)
+
+    def _own_parameter(self, param: Parameter) -> Parameter:
+        """A new parameter assigned to this block, named and kept in ``self.params`` as Gluon's
+        ``self.params.get`` would: where the dictionary (or the one it shares, ``params=``)
+        already holds a parameter of that name, that one is returned instead, its unknown
+        dimensions filled in from the new one's (the layers' parameters are shared this way).
+        """
+        from ..parameter import _merge_into
+        full = self.params.prefix + param.name
+        found = self.params._lookup(full)
+        if found is None:
+            param.name = full
+            param._named = True
+            self.params._params[full] = param
+            return param
+        if found is not param:
+            wanted = {"shape": param.shape, "dtype": param.dtype}
+            if param.init is not None:
+                wanted["init"] = param.init
+            _merge_into(found, wanted, f"{self._where()} (sharing parameter {full!r})")
+        return found
 
     def register_child(self, block: "Block", name: str | None = None) -> "Block":
         """Add ``block`` as a child under ``name`` (default: its position)."""
@@ -129,9 +174,10 @@ class Block:
         """``(path, parameter)`` for every parameter below this block, depth first."""
         for name, p in self._reg_params.items():
             yield path + name, p
+        prefix = self.params.prefix
         for full, p in self.params.items():
-            if p not in self._reg_params.values():
-                yield path + full[len(self._prefix):], p
+            if not any(p is q for q in self._reg_params.values()):
+                yield path + (full[len(prefix):] if full.startswith(prefix) else full), p
         for name, child in self._children.items():
             yield from child._walk(f"{path}{name}.")
 
@@ -150,7 +196,7 @@ class Block:
             seen.add(id(p))
             params[p.name] = p
             paths[p.name] = path
-        return ParameterDict(params, paths, prefix=self._prefix)
+        return ParameterDict(self.params.prefix, params=params, paths=paths)
 
     def initialize(self, init=None, device=None, force_reinit=False, seed=None, verbose=False, ctx=None,
                    defer=False):

@@ -167,6 +167,7 @@ class Step:
     def __init__(self):
         self.changes: dict = {}    # id(param) -> (param, State), read by parameter.staging
         self.inferring = False     # whether a shape-only pass is running
+        self.eager = False         # a first forward whose real pass fixes shapes and materializes
         self.touched: dict = {}    # id(param) -> (param, layer): parameters a shape pass used
         self.arenas: list = []     # (arena, device, nbytes) taken by this step
         self.materialized = None   # (bytes, seconds, devices) of the step's materialization
@@ -320,8 +321,18 @@ def _shape_pass(step, block, call, args, kwargs):
         if not isinstance(exc, PlanError) or getattr(exc, "gpuinit_planned", False):
             raise  # shape mismatches and the like already name their layer
         where = getattr(exc, "gpuinit_block", block.name)
-        error = PlanError(f"shape inference failed in block {where!r}: {exc}")
+        why = getattr(exc, "gpuinit_needs_values", None)
+        if why:
+            error = PlanError(
+                f"shape inference cannot follow block {where!r}: {exc}. Its forward depends on the values "
+                "of arrays, and the shape-only pass has shapes only. A first forward with a real input "
+                "follows it with values (net.initialize(); net(x) works); to plan or shard without "
+                "one, give the layers their input sizes (in_units=, in_channels=) so that every shape "
+                "is known, then call gpuinit.plan(net) with no input")
+        else:
+            error = PlanError(f"shape inference failed in block {where!r}: {exc}")
         error.gpuinit_planned = True
+        error.gpuinit_needs_values = why
         raise error from exc
     except Exception as exc:
         where = getattr(exc, "gpuinit_block", block.name)
@@ -353,7 +364,7 @@ def propose_shape(param, shape, layer: str, what: str) -> None:
         raise ShapeError(f"layer {layer!r}: {what}; its parameter {param.name!r} has shape "
                          f"{current!r} but this input needs {shape!r}")
     step = current_step()
-    if step is not None and step.inferring and current != shape:
+    if step is not None and (step.inferring or step.eager) and current != shape:
         step.stage(param, param._with_shape(shape))
 
 
@@ -427,7 +438,14 @@ def first_forward(block, args, kwargs, call):
         if not deferred:
             return call(args, kwargs)  # another thread finished it while this one waited
         with _step() as step:
-            _shape_pass(step, block, call, args, kwargs)
+            try:
+                _shape_pass(step, block, call, args, kwargs)
+            except PlanError as exc:
+                if not getattr(exc, "gpuinit_needs_values", None):
+                    raise
+                # A block's forward depends on values (a loop on a norm): keep the shapes fixed
+                # before it, and let the real forward fix the rest and materialize as it goes.
+                step.eager = True
             missing = [(p, layer) for p, layer in step.touched.values() if not p.requested]
             if missing:
                 p, layer = missing[0]
@@ -440,6 +458,8 @@ def first_forward(block, args, kwargs, call):
                 ready = [(p, p.request) for p in deferred if p.shape_known]
                 _materialize(step, ready)
                 out = call(args, kwargs)
+                if step.eager:  # shapes the real pass fixed without reading the parameter
+                    _materialize(step, [(p, p.request) for p in deferred if p.shape_known and not p.initialized])
             step.commit()
         return out
 

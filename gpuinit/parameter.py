@@ -569,9 +569,9 @@ class ParameterDict:
         """Gluon 1.x's ``params.get``: the parameter ``prefix + name`` from here or ``shared``,
         else a new one made with ``kwargs`` (``shape``, ``dtype``, ``init``, ``grad_req``, ...).
 
-        Without ``role=``, a parameter named exactly after a role (``weight``, ``bias``, ...)
-        takes that role; any other is filled by the global initializer's weight rule, as Gluon
-        does. For an existing parameter, the attributes asked for must agree with its own: an
+        Without its own ``init`` or a ``role=``, a new parameter is filled by the global
+        initializer's weight rule whatever its name (``get('bias')`` included), as Gluon 1.x
+        fills every such parameter through ``_init_weight``. For an existing parameter, the attributes asked for must agree with its own: an
         unknown (0) dimension takes the other's size, an attribute it lacks is set.
 
         Raises:
@@ -582,7 +582,7 @@ class ParameterDict:
         full = self.prefix + name
         param = self._lookup(full)
         if param is None:
-            kwargs.setdefault("role", name if name in ROLES else "default")
+            kwargs.setdefault("role", "weight" if name == "weight" else "default")
             param = self._params[full] = Parameter(full, **kwargs)
             param._named = True
             return param

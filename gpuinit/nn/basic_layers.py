@@ -85,12 +85,13 @@ class Activation(Block):
     """An element-wise activation: relu, sigmoid, tanh, softrelu, softsign, gelu, silu."""
 
     def __init__(self, activation, **kwargs):
+        object.__setattr__(self, "_act_name", activation)  # read by _alias, before Block.__init__ names it
         super().__init__(**kwargs)
         self._act = ops.check_activation(activation, self._where())
 
-    @classmethod
-    def _alias(cls) -> str:
-        return "activation"
+    def _alias(self) -> str:
+        name = getattr(self, "_act_name", None)  # Gluon names it after its function: relu0, tanh0
+        return name if isinstance(name, str) and name.isidentifier() else "activation"
 
     def forward(self, x):
         self._input(x, min_ndim=0)

@@ -16,7 +16,7 @@ from collections import OrderedDict
 
 from .. import checks, dtypes, lifecycle
 from ..backend import is_cupy_array
-from ..errors import ArgumentTypeError, DeviceError, ShapeError
+from ..errors import ArgumentTypeError, DeviceError, PlanError, ShapeError
 from ..meta import MetaArray, is_meta
 from ..parameter import Parameter, ParameterDict, inferring
 
@@ -215,8 +215,17 @@ class Block:
         self.collect_params().initialize(init, device if device is not None else ctx, force_reinit, seed,
                                          defer)
 
-    def hybridize(self, *args, **kwargs) -> None:
-        """No-op, so Gluon code that calls it runs unchanged."""
+    def hybridize(self, active=True, **kwargs) -> None:
+        """Accepted, so Gluon code that calls it runs unchanged; passed on to the children."""
+        for child in self._children.values():
+            child.hybridize(active, **kwargs)
+
+    def apply(self, fn):
+        """Call ``fn(block)`` on every child, depth first, then on this block; return this block."""
+        for child in self._children.values():
+            child.apply(fn)
+        fn(self)
+        return self
 
     # --- calling ---------------------------------------------------------------------------
 
@@ -403,8 +412,60 @@ class Sequential(Block):
         return iter(self._children.values())
 
 
-HybridBlock = Block
-HybridSequential = Sequential
+class HybridBlock(Block):
+    """Gluon's HybridBlock: write ``hybrid_forward(self, F, x, *args, **params)``.
+
+    ``F`` is :mod:`gpuinit.nd`, and every parameter assigned to the block (``self.weight =
+    self.params.get('weight', shape=...)``) comes in by its attribute name, as its array; in the
+    shape-only pass (deferred initialization, ``gpuinit.plan``) as a shape-only array that ``F``'s
+    operations also take. A parameter of ``hybrid_forward`` must have its full shape by then:
+    there is no symbolic graph to infer it from, so give it (or build the block from layers such
+    as ``nn.Dense``, which infer theirs). ``hybridize()`` is accepted and changes nothing:
+    gpuinit runs imperatively.
+
+    Example:
+        >>> import numpy as np
+        >>> from gpuinit import nn
+        >>> class Scale(nn.HybridBlock):
+        ...     def __init__(self, **kwargs):
+        ...         super().__init__(**kwargs)
+        ...         self.scale = self.params.get('scale', shape=(3,), init='ones')
+        ...     def hybrid_forward(self, F, x, scale):
+        ...         return F.relu(x) * scale
+        >>> block = Scale()
+        >>> block.initialize(device='cpu')
+        >>> block(np.array([-1.0, 2.0, 3.0], np.float32)).tolist()
+        [0.0, 2.0, 3.0]
+    """
+
+    def hybridize(self, active=True, **kwargs) -> None:
+        """Accepted for Gluon code; gpuinit has no graph to compile, so nothing changes."""
+        checks.flag(active, "active", f"{self._where()}.hybridize")
+        for child in self._children.values():
+            child.hybridize(active, **kwargs)
+
+    def forward(self, x, *args):
+        from .. import nd
+        params = {name: self._hybrid_value(p, x) for name, p in self._reg_params.items() if p is not None}
+        return self.hybrid_forward(nd, x, *args, **params)
+
+    def hybrid_forward(self, F, x, *args, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__} must define hybrid_forward(self, F, x, ...)")
+
+    def _hybrid_value(self, param: Parameter, x):
+        if is_meta(x) and not param.shape_known:
+            raise PlanError(f"{self._where()}: parameter {param.name!r} has shape {param.shape!r}, not fully "
+                            "known, and hybrid_forward takes it as an array, so nothing can infer it; give its "
+                            "full shape (params.get(..., shape=(units, in_units))), or build the block from "
+                            "layers such as nn.Dense that infer theirs")
+        return self._value(param, x)
+
+
+class HybridSequential(Sequential, HybridBlock):
+    """Blocks run one after another; ``hybridize()`` is accepted (see :class:`HybridBlock`)."""
+
+    def forward(self, x):
+        return Sequential.forward(self, x)
 
 
 def _any_meta(args, kwargs) -> bool:

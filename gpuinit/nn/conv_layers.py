@@ -88,6 +88,10 @@ class Conv2D(Block):
 class _Pool2D(Block):
     _type = "max"
 
+    @classmethod
+    def _alias(cls) -> str:
+        return "pool"  # Gluon's name for every pooling layer: pool0, pool1, ...
+
     def __init__(self, pool_size=(2, 2), strides=None, padding=0, layout="NCHW",
                  count_include_pad=True, **kwargs):
         super().__init__(**kwargs)
@@ -127,6 +131,10 @@ class AvgPool2D(_Pool2D):
 class GlobalAvgPool2D(Block):
     """Average over the whole spatial extent: ``(N, C, H, W) -> (N, C, 1, 1)``."""
 
+    @classmethod
+    def _alias(cls) -> str:
+        return "pool"
+
     def forward(self, x):
         self._input(x, ndim=4, what="input (NCHW)")
         if 0 in x.shape[2:]:
@@ -136,6 +144,10 @@ class GlobalAvgPool2D(Block):
 
 class GlobalMaxPool2D(Block):
     """Maximum over the whole spatial extent: ``(N, C, H, W) -> (N, C, 1, 1)``."""
+
+    @classmethod
+    def _alias(cls) -> str:
+        return "pool"
 
     def forward(self, x):
         self._input(x, ndim=4, what="input (NCHW)")

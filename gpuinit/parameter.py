@@ -380,7 +380,7 @@ class Parameter:
     def _grad_state(self) -> State:
         if self._grad_req == "null":
             raise ArgumentError(f"cannot get the gradient of parameter {self.name!r}: its grad_req is 'null' "
-                                "(it is not trained); set param.grad_req = 'write' first")
+                                "(it is not trained); to train it, set it with param.grad_req = 'write' first")
         state = self._data_state("access the gradient of")
         if not state.grads:
             from . import lifecycle
@@ -643,8 +643,8 @@ class ParameterDict:
         """
         checks.text(name, "name", "ParameterDict.setattr")
         if name not in _SETTABLE:
-            raise ArgumentError(f"ParameterDict.setattr: cannot set {name!r}; settable attributes are "
-                                f"{sorted(_SETTABLE)}")
+            raise ArgumentError(f"ParameterDict.setattr: cannot set {name!r}; pass one of the settable "
+                                f"attributes {sorted(_SETTABLE)}")
         for p in self._distinct():
             setattr(p, name, value)
 
@@ -705,10 +705,19 @@ class ParameterDict:
 _SETTABLE = ("grad_req", "lr_mult", "wd_mult", "init", "allow_deferred_init", "dtype")
 
 
+_GET_ATTRIBUTES = ("shape", "dtype", "init", "role", "grad_req", "allow_deferred_init", "lr_mult", "wd_mult",
+                   "differentiable", "stype", "grad_stype")
+
+
 def _merge_into(param: Parameter, wanted: dict, where: str) -> None:
-    """Check that ``wanted`` (attributes a caller asks for) agrees with the existing ``param``;
-    fill in what it lacks: unknown dimensions (through the lifecycle), an initializer."""
+    """Check that ``wanted`` (attributes a caller asks for) agrees with the existing ``param``,
+    then fill in what it lacks: unknown dimensions (through the lifecycle), an initializer.
+    Everything is checked before anything is changed."""
+    new_shape, new_init = None, None
     for key, value in wanted.items():
+        if key not in _GET_ATTRIBUTES:
+            raise ArgumentTypeError(f"{where}: unknown parameter attribute {key!r}; pass one of "
+                                    f"{', '.join(_GET_ATTRIBUTES)}")
         if key == "shape":
             if value is None:
                 continue
@@ -721,7 +730,7 @@ def _merge_into(param: Parameter, wanted: dict, where: str) -> None:
                                     "shape that agrees (0 for a dimension to take from the existing one)")
             merged = tuple(a or b for a, b in zip(shape, current)) if current else shape
             if merged != current:
-                param.shape = merged
+                new_shape = merged
         elif key == "dtype":
             if dtypes.float_dtype(value, where) != param.dtype:
                 raise ArgumentError(f"{where}: parameter {param.name!r} exists with dtype {param.dtype}, not "
@@ -730,7 +739,8 @@ def _merge_into(param: Parameter, wanted: dict, where: str) -> None:
             if value is None:
                 continue
             if param.init is None:
-                param.init = value
+                create(value)  # a bad initializer is refused before anything changes
+                new_init = value
             elif param.init != value and create(param.init) != create(value):
                 raise ArgumentError(f"{where}: parameter {param.name!r} exists with initializer "
                                     f"{param.init!r}, not {value!r}; use another name, or the same initializer")
@@ -738,13 +748,13 @@ def _merge_into(param: Parameter, wanted: dict, where: str) -> None:
             if value != param.role and value != "default":
                 raise ArgumentError(f"{where}: parameter {param.name!r} exists with role {param.role!r}, "
                                     f"not {value!r}; use another name")
-        elif key in ("grad_req", "allow_deferred_init", "lr_mult", "wd_mult", "differentiable",
-                     "stype", "grad_stype"):
-            existing = getattr(param, key, None) if key != "differentiable" else param._differentiable
-            if key in ("stype", "grad_stype"):
-                existing = "default"
+        else:
+            existing = {"differentiable": param._differentiable, "stype": "default",
+                        "grad_stype": "default"}.get(key, getattr(param, key, None))
             if value != existing:
                 raise ArgumentError(f"{where}: parameter {param.name!r} exists with {key}={existing!r}, not "
                                     f"{value!r}; use another name, or the same value")
-        else:
-            raise ArgumentTypeError(f"{where}: unknown parameter attribute {key!r}")
+    if new_shape is not None:
+        param.shape = new_shape
+    if new_init is not None:
+        param.init = new_init

@@ -22,7 +22,7 @@ class _Norm(Block):
 
     def _param(self, name, in_channels, dtype, initializer, role):
         return Parameter(name, (in_channels,), dtype, _initializer(self, initializer, f"{name}_initializer"),
-                         role=role)
+                         role=role, grad_req="null" if role.startswith("running") else "write")  # as Gluon
 
     def _channel_params(self, x):
         self._input(x)

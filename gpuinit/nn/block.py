@@ -1,7 +1,9 @@
 """Blocks: the containers that own parameters, name them, and call the lifecycle.
 
 A :class:`Block` registers the sub-blocks and :class:`~gpuinit.parameter.Parameter` objects
-assigned to its attributes. Its first call after ``initialize()`` with parameters still waiting
+assigned to its attributes; a new parameter is named and kept in the block's own ``params`` the way
+Gluon 1.x's ``self.params.get`` does it, so ``params=`` at construction shares the layers'
+parameters too. Its first call after ``initialize()`` with parameters still waiting
 for their shapes hands over to :func:`gpuinit.lifecycle.first_forward`: a shape-only pass
 (``gpuinit.meta``) through ``forward`` fixes every unknown dimension, all those parameters are
 allocated and filled as one step, the real forward runs, and only then does anything change for
@@ -53,8 +55,13 @@ class Block:
 
     Args:
         prefix: the name prefix of the block's parameters (default: class name and a count,
-            ``mlp0_``).
-        params: unused; kept for Gluon 1.x signatures.
+            ``mlp0_``; inside another block's ``name_scope``, under that block's prefix).
+        params: a ParameterDict to share (another block's ``.params`` or ``.collect_params()``):
+            the parameters this block makes under the same names are those, as in Gluon 1.x.
+
+    Attributes:
+        params: the block's own parameters (:class:`~gpuinit.parameter.ParameterDict`); its
+            children's are in :meth:`collect_params`.
 
     Example:
         >>> from gpuinit import nn
@@ -204,7 +211,8 @@ class Block:
 
         Args:
             init: initializer for parameters without their own (default ``init.Uniform(0.07)``).
-            device: where the parameters live (default ``gpuinit.default_device()``); ``ctx`` is
+            device: where the parameters live (default ``gpuinit.default_device()``), or a list of
+                devices (a copy of every parameter on each, as Gluon's ``ctx=[...]``); ``ctx`` is
                 accepted as Gluon's name for it.
             force_reinit: re-initialize parameters that already are.
             seed: seed of the parameters' streams (default: the next global seed).

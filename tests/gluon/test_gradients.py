@@ -51,3 +51,23 @@ def test_reinitializing_starts_gradients_over():
     net.weight.grad()[...] = 1
     net.initialize(device="cpu", force_reinit=True, seed=3)
     assert not net.weight.grad().any()
+
+
+def test_threads_asking_for_a_gradient_at_once_get_one_buffer():
+    import threading
+
+    net = nn.Dense(64, in_units=64)
+    net.initialize(device="cpu", seed=4)
+    start = threading.Barrier(8)
+    got = []
+
+    def ask():
+        start.wait()
+        got.append(net.weight.grad())
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(got) == 8 and all(g is got[0] for g in got)

@@ -11,7 +11,7 @@ from ..backend import array_module_of
 from ..errors import ArgumentError, ArgumentTypeError, GpuInitError
 from ..meta import is_meta
 from ..parameter import Parameter
-from .block import Block
+from .block import HybridBlock
 
 
 def _initializer(block, spec, what: str):
@@ -26,7 +26,7 @@ def _initializer(block, spec, what: str):
     return spec
 
 
-class Dense(Block):
+class Dense(HybridBlock):
     """Fully connected layer: ``y = activation(x @ weight.T + bias)``.
 
     Args:
@@ -81,7 +81,7 @@ class Dense(Block):
         return f"{in_units} -> {self._units}, {'Activation(' + self._act + ')' if self._act else 'linear'}"
 
 
-class Activation(Block):
+class Activation(HybridBlock):
     """An element-wise activation: relu, sigmoid, tanh, softrelu, softsign, gelu, silu."""
 
     def __init__(self, activation, **kwargs):
@@ -101,7 +101,7 @@ class Activation(Block):
         return self._act
 
 
-class Dropout(Block):
+class Dropout(HybridBlock):
     """Dropout; gpuinit runs inference only, so it passes its input through unchanged.
 
     Args:
@@ -126,7 +126,7 @@ class Dropout(Block):
         return f"p = {self._rate}"
 
 
-class Flatten(Block):
+class Flatten(HybridBlock):
     """Flatten all but the first axis: ``(N, ...) -> (N, -1)``."""
 
     def forward(self, x):
@@ -134,7 +134,7 @@ class Flatten(Block):
         return x.reshape(x.shape[0], math.prod(x.shape[1:]))
 
 
-class Embedding(Block):
+class Embedding(HybridBlock):
     """A lookup table: integer indices to rows of ``weight`` (``input_dim`` x ``output_dim``).
 
     Indices may be integers, or floats with integral values (as MXNet takes them); each must lie

@@ -13,7 +13,9 @@ good. Later calls just run ``forward``.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import threading
+import warnings
 from collections import OrderedDict
 
 from .. import checks, dtypes, lifecycle
@@ -102,6 +104,8 @@ class Block:
         object.__setattr__(self, "_scope_counters", {})
         object.__setattr__(self, "_deferred_cache", (-1, False))
         object.__setattr__(self, "params", own)
+        object.__setattr__(self, "_forward_pre_hooks", OrderedDict())
+        object.__setattr__(self, "_forward_hooks", OrderedDict())
 
     @classmethod
     def _alias(cls) -> str:
@@ -196,6 +200,7 @@ class Block:
         """
         params, paths = OrderedDict(), {}
         pattern = checks.pattern(select, "select", f"{type(self).__name__}.collect_params") if select else None
+        self._warn_about_hidden_blocks()
         seen = set()
         for path, p in self._walk():
             if id(p) in seen or (pattern and not pattern.match(p.name)):
@@ -204,6 +209,34 @@ class Block:
             params[p.name] = p
             paths[p.name] = path
         return ParameterDict(self.params.prefix, params=params, paths=paths)
+
+    def _warn_about_hidden_blocks(self) -> None:
+        """Warn, as Gluon does, about blocks kept in a list, tuple or dict attribute: they are not
+        registered, so their parameters are neither collected nor initialized."""
+        for block_path, block in self.named_blocks():
+            registered = {id(c) for c in block._children.values()}
+            for name, value in vars(block).items():
+                if name == "_children" or name.startswith("__"):
+                    continue
+                if isinstance(value, dict):
+                    items = list(value.values())
+                elif isinstance(value, (list, tuple)):
+                    items = list(value)
+                else:
+                    continue
+                found, todo = False, items
+                while todo and not found:
+                    item = todo.pop()
+                    found = isinstance(item, Block) and id(item) not in registered
+                    if isinstance(item, (list, tuple)):
+                        todo.extend(item)
+                    elif isinstance(item, dict):
+                        todo.extend(item.values())
+                if found:
+                    warnings.warn(f"{block._where()}: attribute {name!r} is a container holding blocks; blocks "
+                                  "in a list, tuple or dict are not registered, so their parameters are not "
+                                  "collected or initialized: use an nn.Sequential, or register_child()",
+                                  stacklevel=4)
 
     def initialize(self, init=None, device=None, force_reinit=False, seed=None, verbose=False, ctx=None,
                    defer=False):
@@ -251,11 +284,28 @@ class Block:
                         return self._call_forward(args, kwargs)
         return self._call_forward(args, kwargs)
 
+    def register_forward_pre_hook(self, hook) -> "HookHandle":
+        """Call ``hook(block, args)`` before each forward (not in shape-only passes); returns a
+        handle whose ``detach()`` removes it."""
+        return HookHandle(self._forward_pre_hooks, hook)
+
+    def register_forward_hook(self, hook) -> "HookHandle":
+        """Call ``hook(block, args, output)`` after each forward (not in shape-only passes);
+        returns a handle whose ``detach()`` removes it."""
+        return HookHandle(self._forward_hooks, hook)
+
     def _call_forward(self, args, kwargs):
         depth = getattr(_calls, "depth", 0)
         _calls.depth = depth + 1
+        hooked = (self._forward_pre_hooks or self._forward_hooks) and not inferring()
         try:
+            if hooked:
+                for hook in list(self._forward_pre_hooks.values()):
+                    hook(self, args)
             out = self.forward(*args, **kwargs)
+            if hooked:
+                for hook in list(self._forward_hooks.values()):
+                    hook(self, args, out)
             recorder = getattr(_calls, "recorder", None)
             if recorder is not None:
                 recorder.append((self, out))
@@ -376,6 +426,27 @@ class Block:
         return f"{type(self).__name__}(\n" + "\n".join(lines) + "\n)"
 
 
+class HookHandle:
+    """What ``register_forward_hook`` returns: ``detach()`` removes the hook."""
+
+    _ids = itertools.count()
+
+    def __init__(self, hooks: OrderedDict, hook):
+        if not callable(hook):
+            raise ArgumentTypeError(f"a hook must be callable, got {hook!r} ({type(hook).__name__})")
+        self._hooks, self._id = hooks, next(self._ids)
+        hooks[self._id] = hook
+
+    def detach(self) -> None:
+        self._hooks.pop(self._id, None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.detach()
+
+
 class Sequential(Block):
     """Blocks run one after another.
 
@@ -404,6 +475,14 @@ class Sequential(Block):
         for block in self._children.values():
             x = block(x)
         return x
+
+    def hybridize(self, active=True, **kwargs) -> None:
+        """Accepted (see :class:`HybridBlock`); warns, as Gluon does, when every child is hybrid."""
+        if type(self) is Sequential and self._children and \
+                all(isinstance(c, HybridBlock) for c in self._children.values()):
+            warnings.warn(f"all children of Sequential {self.name!r} are HybridBlocks; use HybridSequential "
+                          "as Gluon advises (in gpuinit the two run alike)", stacklevel=2)
+        super().hybridize(active, **kwargs)
 
     def __getitem__(self, key):
         blocks = list(self._children.values())

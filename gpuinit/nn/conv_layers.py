@@ -6,7 +6,7 @@ from .. import checks, ops
 from ..errors import ArgumentError, ShapeError
 from ..parameter import Parameter
 from .basic_layers import _initializer
-from .block import Block
+from .block import HybridBlock
 
 
 def _layout(block, layout) -> str:
@@ -16,7 +16,7 @@ def _layout(block, layout) -> str:
     return layout
 
 
-class Conv2D(Block):
+class Conv2D(HybridBlock):
     """2-D convolution over NCHW inputs.
 
     Args:
@@ -85,7 +85,7 @@ class Conv2D(Block):
         return f"{in_c} -> {self._channels}, kernel_size={self._kernel}, stride={self._strides}"
 
 
-class _Pool2D(Block):
+class _Pool2D(HybridBlock):
     _type = "max"
 
     @classmethod
@@ -128,7 +128,7 @@ class AvgPool2D(_Pool2D):
     _type = "avg"
 
 
-class GlobalAvgPool2D(Block):
+class GlobalAvgPool2D(HybridBlock):
     """Average over the whole spatial extent: ``(N, C, H, W) -> (N, C, 1, 1)``."""
 
     @classmethod
@@ -142,7 +142,7 @@ class GlobalAvgPool2D(Block):
         return x.mean(axis=(2, 3), keepdims=True)
 
 
-class GlobalMaxPool2D(Block):
+class GlobalMaxPool2D(HybridBlock):
     """Maximum over the whole spatial extent: ``(N, C, H, W) -> (N, C, 1, 1)``."""
 
     @classmethod

@@ -6,10 +6,10 @@ from .. import checks, ops
 from ..errors import ArgumentError, ShapeError
 from ..parameter import Parameter
 from .basic_layers import _initializer
-from .block import Block
+from .block import HybridBlock
 
 
-class _Norm(Block):
+class _Norm(HybridBlock):
     """Shared shape logic: per-channel parameters sized from the input's ``axis``."""
 
     _axis = -1

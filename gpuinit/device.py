@@ -108,6 +108,19 @@ def cpu(device_id: int = 0) -> Device:
 def gpu(i: int = 0) -> Device:
     """CUDA device ``i``, served by CuPy.
 
+    As MXNet's ``mx.gpu(i)``, it only names the device: whether it is usable is checked where it
+    is used (``nd.zeros(..., ctx=gpu())``, ``initialize(device=gpu())``), which then raises
+    :class:`DeviceError` (also ``mx.base.MXNetError``), as the book's ``try_gpu()`` expects.
+
+    Raises:
+        InvalidDeviceError: ``i`` is not a non-negative integer.
+    """
+    return Device("cuda", checks.non_negative_int(i, "i", "gpu()", error=InvalidDeviceError))
+
+
+def usable_gpu(i: int = 0) -> Device:
+    """CUDA device ``i``, checked to be usable here.
+
     Raises:
         DeviceError: CuPy is missing, no driver or device is usable, or there is no device ``i``;
             the message says which and how to fix it.
@@ -134,7 +147,7 @@ def as_device(spec) -> Device:
         return default_device()
     if isinstance(spec, Device):
         if spec.is_gpu:
-            return gpu(spec.index)  # re-checks that it is usable here
+            return usable_gpu(spec.index)  # checks that it is usable here
         return spec
     if isinstance(spec, str):
         text = spec.strip().lower().replace("(", ":").rstrip(")")
@@ -145,7 +158,7 @@ def as_device(spec) -> Device:
             return cpu(int(index))
         if kind in ("cuda", "gpu"):
             try:
-                return gpu(int(index) if index else 0)
+                return usable_gpu(int(index) if index else 0)
             except ValueError:
                 pass
     raise InvalidDeviceError(f"cannot understand device {spec!r}; use 'cpu', 'cuda', 'cuda:N', "

@@ -440,11 +440,10 @@ def first_forward(block, args, kwargs, call):
         with _step() as step:
             try:
                 _shape_pass(step, block, call, args, kwargs)
-            except PlanError as exc:
-                if not getattr(exc, "gpuinit_needs_values", None):
-                    raise
-                # A block's forward depends on values (a loop on a norm): keep the shapes fixed
-                # before it, and let the real forward fix the rest and materialize as it goes.
+            except PlanError:
+                # A block the shape-only pass cannot follow (a loop on a norm, an operation with no
+                # shape rule): keep the shapes fixed before it, and let the real forward fix the
+                # rest and materialize as it goes, as Gluon does; its errors are the real ones.
                 step.eager = True
             missing = [(p, layer) for p, layer in step.touched.values() if not p.requested]
             if missing:

@@ -166,22 +166,10 @@ class MetaArray:
         raise needs_values("the truth value of a shape-only array is unknown: this code branches or loops "
                            "on an array's value")
 
-    # --- NDArray's conveniences, as gpuinit.nd arrays have them: shapes only ---------------------
-
-    def norm(self, ord=None, axis=None, keepdims=False):
-        return self._reduce(axis, keepdims, np.result_type(self.dtype, np.float32))
+    # --- conversions to Python values: none exists in a shape-only pass ---------------------
 
     def _values(self, what):
         raise needs_values(f"a shape-only array has no values: this code reads an array's values ({what})")
-
-    def asscalar(self):
-        self._values("asscalar()")
-
-    def asnumpy(self):
-        self._values("asnumpy()")
-
-    def item(self, *args):
-        self._values("item()")
 
     def tolist(self):
         self._values("tolist()")
@@ -194,27 +182,6 @@ class MetaArray:
 
     def __index__(self):
         self._values("use as an index")
-
-    def abs(self):
-        return np.absolute(self)
-
-    def exp(self):
-        return np.exp(self)
-
-    def log(self):
-        return np.log(self)
-
-    def sqrt(self):
-        return np.sqrt(self)
-
-    def square(self):
-        return np.square(self)
-
-    def relu(self):
-        return MetaArray(self.shape, self.dtype)
-
-    def sigmoid(self):
-        return MetaArray(self.shape, self.dtype)
 
 
 def needs_values(why: str) -> PlanError:

@@ -331,22 +331,23 @@ class Parameter:
 
     def _on(self, state, data, copies, device):
         data = data.array() if isinstance(data, ArenaSlice) else data
-        if device is None:
-            return data
-        device = as_device(device)
         request = state.request
+        if device is None:
+            return _labelled(data, request.device)
+        device = as_device(device)
         if device == request.device:
-            return data
+            return _labelled(data, device)
         for replica, copy in zip(request.replicas, copies):
             if device == replica:
-                return copy.array() if isinstance(copy, ArenaSlice) else copy
+                return _labelled(copy.array() if isinstance(copy, ArenaSlice) else copy, device)
         with device.activate():
             return device.xp.asarray(to_numpy(data))
 
     def list_data(self) -> list:
         """The parameter's arrays, one per device, in the order of :meth:`list_ctx`."""
         state = self._data_state("access the data of")
-        return [s.array() if isinstance(s, ArenaSlice) else s for s in (state.data,) + tuple(state.copies)]
+        return [_labelled(s.array() if isinstance(s, ArenaSlice) else s, d)
+                for s, d in zip((state.data,) + tuple(state.copies), state.request.devices)]
 
     def list_ctx(self) -> list:
         """The devices holding (or, while deferred, going to hold) the parameter, in order."""
@@ -450,6 +451,18 @@ class Parameter:
 
     def __repr__(self) -> str:
         return f"Parameter {self.name} (shape={self.shape!r}, dtype={self.dtype})"
+
+
+def _labelled(array, device):
+    """``array``, told its device where that is not the first host label: ``cpu(1)`` is the host
+    too, so only the label (``_device``, read by an array's ``context`` where the array type can
+    carry it) says which replica an array is."""
+    if device.index and not device.is_gpu:
+        try:
+            array._device = device
+        except AttributeError:  # a plain numpy.ndarray takes no attributes
+            pass
+    return array
 
 
 class _Value(Initializer):

@@ -18,9 +18,11 @@ import threading
 import warnings
 from collections import OrderedDict
 
+import numpy as np
+
 from .. import checks, dtypes, lifecycle
 from ..backend import is_cupy_array
-from ..errors import ArgumentTypeError, DeviceError, PlanError, ShapeError
+from ..errors import ArgumentError, ArgumentTypeError, DeviceError, PlanError, ShapeError
 from ..meta import MetaArray, is_meta
 from ..parameter import Parameter, ParameterDict, inferring
 
@@ -526,13 +528,25 @@ class HybridBlock(Block):
     """
 
     def hybridize(self, active=True, **kwargs) -> None:
-        """Accepted for Gluon code; gpuinit has no graph to compile, so nothing changes."""
-        checks.flag(active, "active", f"{self._where()}.hybridize")
+        """Accepted for Gluon code; gpuinit has no graph to compile, so the block runs as before,
+        except that, as in Gluon, a hybridized block takes only arrays (and None, and lists of
+        them) as inputs."""
+        object.__setattr__(self, "_hybridized", checks.flag(active, "active", f"{self._where()}.hybridize"))
         for child in self._children.values():
             child.hybridize(active, **kwargs)
 
     def forward(self, x, *args):
         from .. import nd
+        inputs = (x,) + args
+        if not any(True for value in inputs for _ in _arrays(value, "")):
+            raise ArgumentError(f"{self._where()}: a HybridBlock needs at least one array among its inputs, got "
+                                f"{', '.join(type(v).__name__ for v in inputs)}; pass an array")
+        if getattr(self, "_hybridized", False):
+            for i, value in enumerate(inputs):
+                if not _array_tree(value):
+                    raise ArgumentError(f"{self._where()}: a hybridized block takes arrays, None and lists of "
+                                        f"them, got {type(value).__name__} {value!r} as input {i}; pass it as an "
+                                        "array (nd.array(...)), or call hybridize(False)")
         params = {name: self._hybrid_value(p, x) for name, p in self._reg_params.items() if p is not None}
         return self.hybrid_forward(nd, x, *args, **params)
 
@@ -540,7 +554,7 @@ class HybridBlock(Block):
         raise NotImplementedError(f"{type(self).__name__} must define hybrid_forward(self, F, x, ...)")
 
     def _hybrid_value(self, param: Parameter, x):
-        if is_meta(x) and not param.shape_known:
+        if not param.shape_known and (is_meta(x) or param.deferred):
             raise PlanError(f"{self._where()}: parameter {param.name!r} has shape {param.shape!r}, not fully "
                             "known, and hybrid_forward takes it as an array, so nothing can infer it; give its "
                             "full shape (params.get(..., shape=(units, in_units))), or build the block from "
@@ -569,6 +583,13 @@ def _arrays(value, path):
     elif isinstance(value, dict):
         for k, v in value.items():
             yield from _arrays(v, f"{path}[{k!r}]")
+
+
+def _array_tree(value) -> bool:
+    """Whether ``value`` is an array, None, or a list or tuple of such (Gluon's hybrid inputs)."""
+    if value is None or (hasattr(value, "shape") and hasattr(value, "dtype") and not isinstance(value, np.generic)):
+        return True
+    return isinstance(value, (list, tuple)) and all(_array_tree(v) for v in value)
 
 
 def _check_inputs(block, args, kwargs) -> None:

@@ -99,3 +99,18 @@ def test_a_hybrid_block_without_hybrid_forward_says_so():
     block.initialize(device="cpu")
     with pytest.raises(NotImplementedError, match="hybrid_forward"):
         block(np.ones((1, 2), np.float32))
+
+
+def test_inputs_a_hybrid_block_refuses_as_gluon_does():
+    class Add(nn.HybridBlock):
+        def hybrid_forward(self, F, a, b=None):
+            return a if b is None else a + b
+
+    add = Add()
+    assert np.array_equal(add(np.ones(2, np.float32)), np.ones(2)) and add(np.ones(2), 1).tolist() == [2, 2]
+    with pytest.raises(ValueError, match="at least one array"):
+        add(None, None)
+    add.hybridize()
+    assert add(np.ones(2), None).tolist() == [1, 1]
+    with pytest.raises(ValueError, match="input 1"):
+        add(np.ones(2), 1)  # a hybridized block takes arrays only

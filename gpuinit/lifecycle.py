@@ -728,11 +728,33 @@ def reset_devices(params, device) -> None:
             step.commit()
 
 
-def _move(step, moving) -> None:
-    """Copy each ``(param, new_request, state)``'s data into arenas on the new request's devices."""
+def cast(params, dtype) -> None:
+    """Give ``params`` the float dtype ``dtype`` (Gluon's ``cast``): their data is converted into
+    new arenas on the same devices; deferred ones will be made in it. One step, all or nothing.
+
+    Raises:
+        ArgumentError: not a float dtype gpuinit parameters take.
+    """
+    dtype = dtypes.float_dtype(dtype, "cast")
+    with access.changing("cast parameters"), store.gc_paused():
+        params = list({id(p): p for p in params}.values())
+        with _step() as step:
+            with staging(step):
+                moving = [(p, p._now.request, p._now) for p in params
+                          if p._now.data is not None and p.dtype != dtype]
+                if moving:
+                    _move(step, moving, dtype)
+            step.commit()
+        for p in params:  # after the commit, which cannot fail half way; nothing reads until we return
+            p.dtype = dtype
+
+
+def _move(step, moving, dtype=None) -> None:
+    """Copy each ``(param, new_request, state)``'s data into arenas on the new request's devices
+    (converted to ``dtype`` if given)."""
     requests = [r for _, r, _ in moving]
     shapes = [state.shape for _, _, state in moving]
-    dtypes_ = [p.dtype for p, _, _ in moving]
+    dtypes_ = [dtype or p.dtype for p, _, _ in moving]
     nbytes = np.array([math.prod(sh) * dt.itemsize for sh, dt in zip(shapes, dtypes_)], np.int64)
     placed = store.place([r.device for r in requests], nbytes)
     firsts = [None] * len(moving)
@@ -744,7 +766,8 @@ def _move(step, moving) -> None:
                 p, _, state = moving[i]
                 old = state.data.array() if isinstance(state.data, store.ArenaSlice) else state.data
                 made = firsts[i] = store.ArenaSlice(arena, offset, shapes[i], dtypes_[i])
-                made.array()[...] = device.xp.asarray(to_numpy(old)) if device.is_gpu else to_numpy(old)
+                with np.errstate(over="ignore"):  # as Gluon's astype: what float16 cannot hold becomes inf
+                    dtypes.assign(made.array(), device.xp.asarray(to_numpy(old)) if device.is_gpu else to_numpy(old))
     copies = _replicate(step, requests, shapes, dtypes_, firsts)
     for (p, request, state), made, more in zip(moving, firsts, copies):
         step.stage(p, p._initialized_as(request, made, state.shape, more))

@@ -419,6 +419,12 @@ class Parameter:
         from . import lifecycle
         lifecycle.set_data(self, value)
 
+    def cast(self, dtype) -> None:
+        """Change the dtype (``float16``, ``bfloat16``, ``float32``, ``float64``); the data, if made,
+        is converted on every device, and gradients are made again on first use."""
+        from . import lifecycle
+        lifecycle.cast([self], dtype)
+
     def initialize(self, init=None, ctx=None, default_init=None, force_reinit=False, seed=None, device=None):
         """Initialize this parameter alone (its path is its name).
 

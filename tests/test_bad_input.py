@@ -461,6 +461,7 @@ CASES = [
          ("weight", "initialize")),
     Case("grad on a device without a copy", lambda w: w.tied[0].weight.grad(gpuinit.cpu(5)), ArgumentError,
          ("cpu(5)", "cpu(0)")),
+    Case("cast('int8')", lambda w: w.tied.cast("int8"), ArgumentError, ("cast", "int8")),
     Case("a HybridBlock parameter of unknown shape", lambda w: _hybrid_with_unknown_shape()(x24), PlanError,
          ("mine", "scale", "full shape")),
     Case("plan through a block that reads values", lambda w: gpuinit.plan(_reads_values(), (2, 4)), PlanError,

@@ -263,6 +263,11 @@ class Block:
         for child in self._children.values():
             child.hybridize(active, **kwargs)
 
+    def cast(self, dtype) -> None:
+        """Give every parameter of this block and its children ``dtype``, all or nothing (see
+        ``Parameter.cast``)."""
+        lifecycle.cast(self.collect_params().values(), dtype)
+
     def apply(self, fn):
         """Call ``fn(block)`` on every child, depth first, then on this block; return this block."""
         for child in self._children.values():

@@ -80,3 +80,15 @@ def test_the_arrays_and_functions_take_ctx():
     layer = nn.Dense(2, in_units=3)
     layer.initialize(ctx=cpu(), seed=6)
     assert layer(x.reshape(1, 3)).shape == (1, 2)
+
+
+def test_cast_converts_every_copy_and_deferred_parameters_follow():
+    net = nn.Sequential()
+    net.add(nn.Dense(4, in_units=3), nn.Dense(2))
+    net.initialize(ctx=[cpu(0), cpu(1)], seed=7)
+    before = net[0].weight.data().copy()
+    net.cast("float64")
+    assert [d.dtype for d in net[0].weight.list_data()] == [np.float64, np.float64]
+    assert np.array_equal(net[0].weight.data(cpu(1)), before)  # float32 values are exact in float64
+    y = net(np.ones((1, 3)))
+    assert y.dtype == np.float64 and net[1].weight.data().dtype == np.float64

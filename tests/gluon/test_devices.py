@@ -86,9 +86,13 @@ def test_cast_converts_every_copy_and_deferred_parameters_follow():
     net = nn.Sequential()
     net.add(nn.Dense(4, in_units=3), nn.Dense(2))
     net.initialize(ctx=[cpu(0), cpu(1)], seed=7)
+    net(np.ones((1, 3), np.float32))
     before = net[0].weight.data().copy()
     net.cast("float64")
     assert [d.dtype for d in net[0].weight.list_data()] == [np.float64, np.float64]
     assert np.array_equal(net[0].weight.data(cpu(1)), before)  # float32 values are exact in float64
-    y = net(np.ones((1, 3)))
-    assert y.dtype == np.float64 and net[1].weight.data().dtype == np.float64
+    assert net(np.ones((1, 3))).dtype == np.float64
+    waiting = nn.Dense(2)
+    waiting.initialize(device="cpu", seed=8)
+    waiting.cast("float16")
+    assert waiting(np.ones((1, 3), np.float16)).dtype == np.float16 and waiting.weight.data().dtype == np.float16

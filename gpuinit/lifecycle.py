@@ -168,6 +168,7 @@ class Step:
         self.changes: dict = {}    # id(param) -> (param, State), read by parameter.staging
         self.inferring = False     # whether a shape-only pass is running
         self.eager = False         # a first forward whose real pass fixes shapes and materializes
+        self.pending = ()          # with eager: the parameters waiting to be materialized
         self.touched: dict = {}    # id(param) -> (param, layer): parameters a shape pass used
         self.arenas: list = []     # (arena, device, nbytes) taken by this step
         self.materialized = None   # (bytes, seconds, devices) of the step's materialization
@@ -444,7 +445,7 @@ def first_forward(block, args, kwargs, call):
                 # A block the shape-only pass cannot follow (a loop on a norm, an operation with no
                 # shape rule): keep the shapes fixed before it, and let the real forward fix the
                 # rest and materialize as it goes, as Gluon does; its errors are the real ones.
-                step.eager = True
+                step.eager, step.pending = True, deferred
             missing = [(p, layer) for p, layer in step.touched.values() if not p.requested]
             if missing:
                 p, layer = missing[0]
@@ -775,8 +776,13 @@ def _move(step, moving, dtype=None) -> None:
 
 def materialize_in_step(step, param) -> None:
     """Materialize ``param`` (deferred, its shape now known) inside ``step``, a first forward that
-    follows a data-dependent block with real values: its own small arena, undone with the step."""
-    _materialize(step, [(param, param._now.request)])
+    follows a data-dependent block with real values, with every other waiting parameter whose
+    shape is known by now: one more arena, undone with the step."""
+    ready = {id(param): (param, param._now.request)}
+    for p in getattr(step, "pending", ()):
+        if p.deferred and p.shape_known:
+            ready.setdefault(id(p), (p, p._now.request))
+    _materialize(step, list(ready.values()))
 
 
 # --- shards -------------------------------------------------------------------------------------

@@ -108,6 +108,9 @@ class Parameter:
             ``default``: which initializer hook fills it.
         grad_req: ``write``, ``add`` or ``null`` (``null``: not trained, e.g. running statistics).
         allow_deferred_init: whether ``initialize()`` may wait for an unknown shape.
+        lr_mult, wd_mult: Gluon's learning-rate and weight-decay multipliers (kept for trainers).
+        differentiable: False makes ``grad_req`` ``'null'`` for good, as in Gluon.
+        stype, grad_stype: ``'default'`` only (dense): sparse storage is out of scope.
 
     Raises:
         ArgumentError: any argument the parameter cannot take; the message names the parameter.

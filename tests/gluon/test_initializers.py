@@ -68,3 +68,9 @@ def test_what_gluon_refuses_is_refused_with_its_reason():
     with pytest.raises(InitializerError, match="at least 2 dimensions"):
         layer.bias.initialize(init=init.Xavier(), force_reinit=True)  # Xavier cannot fill a vector
     assert np.array_equal(layer.bias.data(), before)
+
+
+def test_orthogonal_fills_a_vector_as_gluon_does():
+    p = Parameter("v", shape=(5,))
+    p.initialize(init=init.Orthogonal(scale=2.0), device="cpu", seed=0)
+    assert np.isclose(np.linalg.norm(p.data()), 2.0)  # a unit vector (an n x 1 orthonormal matrix), scaled

@@ -514,8 +514,10 @@ class HybridBlock(Block):
     shape-only pass (deferred initialization, ``gpuinit.plan``) as a shape-only array that ``F``'s
     operations also take. A parameter of ``hybrid_forward`` must have its full shape by then:
     there is no symbolic graph to infer it from, so give it (or build the block from layers such
-    as ``nn.Dense``, which infer theirs). ``hybridize()`` is accepted and changes nothing:
-    gpuinit runs imperatively.
+    as ``nn.Dense``, which infer theirs), or override ``infer_shape(self, x, *args)`` to set the
+    unknown dimensions from the inputs (``self.weight.shape = (units, x.shape[1])``): it is called
+    before ``hybrid_forward`` while some shape is unknown. ``hybridize()`` is accepted and changes
+    nothing: gpuinit runs imperatively.
 
     Example:
         >>> import numpy as np
@@ -552,6 +554,9 @@ class HybridBlock(Block):
                     raise ArgumentError(f"{self._where()}: a hybridized block takes arrays, None and lists of "
                                         f"them, got {type(value).__name__} {value!r} as input {i}; pass it as an "
                                         "array (nd.array(...)), or call hybridize(False)")
+        if type(self).infer_shape is not Block.infer_shape and \
+                any(p is not None and not p.shape_known for p in self._reg_params.values()):
+            self.infer_shape(x, *args)  # the block says how its inputs decide its parameters' shapes
         params = {name: self._hybrid_value(p, x) for name, p in self._reg_params.items() if p is not None}
         return self.hybrid_forward(nd, x, *args, **params)
 
@@ -562,8 +567,9 @@ class HybridBlock(Block):
         if not param.shape_known and (is_meta(x) or param.deferred):
             raise PlanError(f"{self._where()}: parameter {param.name!r} has shape {param.shape!r}, not fully "
                             "known, and hybrid_forward takes it as an array, so nothing can infer it; give its "
-                            "full shape (params.get(..., shape=(units, in_units))), or build the block from "
-                            "layers such as nn.Dense that infer theirs")
+                            "full shape (params.get(..., shape=(units, in_units))), define infer_shape(self, x) "
+                            "that sets it from the input (self.weight.shape = (units, x.shape[1])), or build "
+                            "the block from layers such as nn.Dense that infer theirs")
         return self._value(param, x)
 
 

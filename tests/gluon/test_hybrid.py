@@ -114,3 +114,24 @@ def test_inputs_a_hybrid_block_refuses_as_gluon_does():
     assert add(np.ones(2), None).tolist() == [1, 1]
     with pytest.raises(ValueError, match="input 1"):
         add(np.ones(2), 1)  # a hybridized block takes arrays only
+
+
+def test_infer_shape_lets_a_hybrid_block_defer_its_own_parameters():
+    class MyDense(nn.HybridBlock):
+        def __init__(self, units, **kwargs):
+            super().__init__(**kwargs)
+            self.units = units
+            self.weight = self.params.get("weight", shape=(units, 0))
+
+        def infer_shape(self, x, *args):
+            self.weight.shape = (self.units, x.shape[1])
+
+        def hybrid_forward(self, F, x, weight):
+            return F.dot(x, weight.T)
+
+    net = nn.HybridSequential()
+    net.add(MyDense(4), MyDense(2))
+    net.initialize(device="cpu", seed=9)
+    assert gpuinit.plan(net, (3, 5)).output_shape == (3, 2) and net[0].weight.shape == (4, 5)
+    y = net(np.ones((3, 5), np.float32))
+    assert y.shape == (3, 2) and net[1].weight.data().shape == (2, 4)

@@ -657,17 +657,35 @@ class ParameterDict:
                 self._paths.setdefault(name, paths[name])
 
     def setattr(self, name, value) -> None:
-        """Set attribute ``name`` to ``value`` on every parameter (``grad_req``, ``lr_mult``, ...).
+        """Set attribute ``name`` to ``value`` on every parameter (``grad_req``, ``lr_mult``,
+        ``wd_mult``, ``init``, ``allow_deferred_init``; ``dtype`` casts, as ``Block.cast``).
 
         Raises:
-            ArgumentError: an attribute parameters do not have, or a value one refuses; the
-                parameters before it keep the new value, as in Gluon.
+            ArgumentError: an attribute parameters do not have, or a value they refuse; checked
+                before any parameter changes.
         """
         checks.text(name, "name", "ParameterDict.setattr")
+        where = "ParameterDict.setattr"
         if name not in _SETTABLE:
-            raise ArgumentError(f"ParameterDict.setattr: cannot set {name!r}; pass one of the settable "
-                                f"attributes {sorted(_SETTABLE)}")
-        for p in self._distinct():
+            raise ArgumentError(f"{where}: cannot set {name!r}; pass one of the settable attributes "
+                                f"{sorted(_SETTABLE)}")
+        params = self._distinct()
+        if name == "dtype":
+            from . import lifecycle
+            lifecycle.cast(params, value)
+            return
+        if name == "grad_req":
+            checks.choice(value, GRAD_REQS, "grad_req", where)
+        elif name in ("lr_mult", "wd_mult"):
+            checks.real(value, name, where)
+        elif name == "allow_deferred_init":
+            value = checks.flag(value, name, where)
+        elif value is not None:  # init
+            try:
+                create(value)
+            except GpuInitError as exc:
+                raise type(exc)(f"{where}: init: {exc}") from None
+        for p in params:
             setattr(p, name, value)
 
     def _distinct(self) -> list:

@@ -128,3 +128,10 @@ def test_the_collected_paths_key_the_streams_as_before():
     net.initialize(device="cpu", seed=4)
     assert [p.path for p in net.collect_params().values()] == ["0.weight", "0.bias", "1.weight", "1.bias"]
     assert net[1].weight.rng_key == gpuinit.streams.derive_key(4, "1.weight")
+
+
+def test_setattr_dtype_casts_the_data():
+    net = nn.Dense(2, in_units=3)
+    net.initialize(device="cpu", seed=5)
+    net.collect_params().setattr("dtype", "float64")
+    assert net.weight.dtype == np.float64 and net.weight.data().dtype == np.float64

@@ -747,7 +747,7 @@ def cast(params, dtype) -> None:
                     _move(step, moving, dtype)
             step.commit()
         for p in params:  # after the commit, which cannot fail half way; nothing reads until we return
-            p.dtype = dtype
+            p._dtype = dtype
 
 
 def _move(step, moving, dtype=None) -> None:

@@ -118,6 +118,11 @@ def threaded_fill():
     gpuinit.streams.fill_many([(out, gpuinit.streams.Fill.uniform(0, 1), (1, 2), 0)])
 
 
+def _initialized(block):
+    block.initialize(device="cpu")
+    return block
+
+
 def _hybrid_with_unknown_shape():
     class Mine(nn.HybridBlock):
         def __init__(self):
@@ -147,7 +152,7 @@ def _reads_values():
 
 CASES = [
     # --- Dense ----------------------------------------------------------------------------------
-    Case("Dense units=0", lambda w: nn.Dense(0), ArgumentError, ("Dense", "units", "0")),
+    Case("Dense units=0 run", lambda w: _initialized(nn.Dense(0))(x24), ArgumentError, ("Dense", "units is 0")),
     Case("Dense units=-3", lambda w: nn.Dense(-3), ArgumentError, ("units", "-3")),
     Case("Dense units=2.5", lambda w: nn.Dense(2.5), ArgumentTypeError, ("units", "2.5")),
     Case("Dense units='abc'", lambda w: nn.Dense("abc"), ArgumentTypeError, ("units", "'abc'")),

@@ -48,7 +48,8 @@ class Dense(HybridBlock):
                  weight_initializer=None, bias_initializer="zeros", in_units=0, **kwargs):
         super().__init__(**kwargs)
         where = self._where()
-        units = checks.positive_int(units, "units", where, hint="pass the output size, e.g. Dense(256)")
+        # units=0 is accepted here, as Gluon accepts it (a layer built and never run); running it is refused
+        units = checks.non_negative_int(units, "units", where, hint="pass the output size, e.g. Dense(256)")
         in_units = checks.non_negative_int(in_units, "in_units", where,
                                            hint="pass the input size, or 0 to infer it from the first input")
         if activation is not None:
@@ -64,6 +65,9 @@ class Dense(HybridBlock):
 
     def forward(self, x):
         self._input(x)
+        if not self._units:
+            raise ArgumentError(f"{self._where()}: units is 0, so the layer has no outputs and cannot run; "
+                                "pass the output size, e.g. Dense(256)")
         if self._flatten and x.ndim != 2:
             x = x.reshape(x.shape[0], math.prod(x.shape[1:]))
         in_units = x.shape[-1]

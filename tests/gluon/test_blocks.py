@@ -86,3 +86,11 @@ def test_a_hybrid_block_takes_scalars_and_lists_like_a_block():
     add = Add()
     assert np.array_equal(add(np.ones(3, np.float32), 1), np.full(3, 2.0))
     assert np.array_equal(add([np.ones(2), np.ones(2)], [np.ones(2)] * 3), np.full(2, 5.0))
+
+
+def test_a_dense_layer_of_zero_units_is_built_but_not_run():
+    layer = nn.Dense(0)  # Gluon accepts it (models build Dense(i * 10) in loops from i = 0)
+    layer.initialize(device="cpu")
+    with pytest.raises(ValueError, match="units is 0"):
+        layer(np.ones((2, 3), np.float32))
+    assert layer.weight.deferred

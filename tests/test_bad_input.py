@@ -118,6 +118,12 @@ def threaded_fill():
     gpuinit.streams.fill_many([(out, gpuinit.streams.Fill.uniform(0, 1), (1, 2), 0)])
 
 
+def _same_names():
+    net = nn.Sequential()
+    net.add(nn.Dense(2, prefix="same_"), nn.Dense(2, prefix="same_"))
+    return net
+
+
 def _initialized(block):
     block.initialize(device="cpu")
     return block
@@ -444,6 +450,8 @@ CASES = [
          ("init", "'nope'")),
     Case("params.setattr dtype='int8'", lambda w: w.tied.collect_params().setattr("dtype", "int8"), ArgumentError,
          ("int8",)),
+    Case("two parameters of one name in a network", lambda w: _same_names().initialize(device="cpu"), ArgumentError,
+         ("'same_weight'", "prefixes")),
     Case("Parameter(stype='row_sparse')", lambda w: gpuinit.Parameter("w", shape=(2,), stype="row_sparse"),
          ArgumentError, ("stype", "'row_sparse'", "dense")),
     Case("Parameter(lr_mult='a')", lambda w: gpuinit.Parameter("w", lr_mult="a"), ArgumentTypeError,

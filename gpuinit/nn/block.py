@@ -208,6 +208,10 @@ class Block:
             if id(p) in seen or (pattern and not pattern.match(p.name)):
                 continue
             seen.add(id(p))
+            if p.name in params:  # two parameters, one name: Gluon refuses it too
+                raise ArgumentError(f"{self._where()}: two different parameters are named {p.name!r} (at "
+                                    f"{paths[p.name]!r} and {path!r}); give their blocks distinct prefixes, or "
+                                    "share one parameter with params=")
             params[p.name] = p
             paths[p.name] = path
         return ParameterDict(self.params.prefix, params=params, paths=paths)

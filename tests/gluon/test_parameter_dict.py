@@ -135,3 +135,13 @@ def test_setattr_dtype_casts_the_data():
     net.initialize(device="cpu", seed=5)
     net.collect_params().setattr("dtype", "float64")
     assert net.weight.dtype == np.float64 and net.weight.data().dtype == np.float64
+
+
+def test_two_parameters_of_one_name_in_a_network_are_refused():
+    net = nn.Sequential()
+    net.add(nn.Dense(2, prefix="same_"), nn.Dense(2, prefix="same_"))
+    with pytest.raises(ArgumentError, match=r"'same_weight'.*'0.weight'.*'1.weight'"):
+        net.collect_params()
+    with pytest.raises(ArgumentError):
+        net.initialize(device="cpu")
+    assert not net[0].weight.requested and not net[1].weight.requested

@@ -8,7 +8,9 @@ Every change to a parameter goes through here:
   dimensions, the parameters are materialized in one arena per device, and the forward runs;
 - :func:`infer_shapes` (``gpuinit.plan``, ``Block.infer_shape``) fixes shapes, allocating nothing;
 - :func:`shard` makes a rank's slices of the parameters without changing them;
-- :func:`set_data` and :func:`set_shape` change one parameter.
+- :func:`set_data` and :func:`set_shape` change one parameter;
+- Gluon's device and dtype changes: copies on each device of a list (``initialize(device=[...])``),
+  :func:`reset_devices`, :func:`cast`; gradient buffers made on first use (:func:`make_grads`).
 
 Each runs as one :class:`Step`: the new parameter states are *staged* (visible only to the thread
 running the step, so that the first forward's own pass sees its parameters), memory is taken

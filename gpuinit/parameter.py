@@ -588,12 +588,15 @@ class ParameterDict:
         return self._paths.get(name, name)
 
     def _lookup(self, full: str) -> Parameter | None:
-        """The parameter named ``full`` here, else in ``shared`` (then kept here too)."""
+        """The parameter named ``full`` here, else in ``shared`` (the caller keeps it here once
+        it has checked it: :meth:`_keep`)."""
         param = self._params.get(full)
         if param is None and self._shared is not None:
             param = self._shared._params.get(full)
-            if param is not None:
-                self._params[full] = param
+        return param
+
+    def _keep(self, full: str, param: Parameter) -> Parameter:
+        self._params.setdefault(full, param)
         return param
 
     def get(self, name, **kwargs) -> Parameter:
@@ -618,7 +621,7 @@ class ParameterDict:
             param._named = True
             return param
         _merge_into(param, kwargs, f"ParameterDict.get({name!r})")
-        return param
+        return self._keep(full, param)
 
     def get_constant(self, name, value=None) -> "Constant":
         """Gluon's ``params.get_constant``: the constant ``prefix + name``, made from ``value`` if new.
@@ -643,7 +646,7 @@ class ParameterDict:
             if given.shape != param.value.shape or not bool((given == param.value).all()):
                 raise ArgumentError(f"ParameterDict.get_constant({name!r}): constant {full!r} exists with "
                                     "another value; choose another name, or pass value=None to get it")
-        return param
+        return self._keep(full, param)
 
     def update(self, other) -> None:
         """Add ``other``'s parameters (a ParameterDict or a mapping of names to parameters).

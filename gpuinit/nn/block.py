@@ -170,7 +170,7 @@ class Block:
             if param.init is not None:
                 wanted["init"] = param.init
             _merge_into(found, wanted, f"{self._where()} (sharing parameter {full!r})")
-        return found
+        return self.params._keep(full, found)
 
     def register_child(self, block: "Block", name: str | None = None) -> "Block":
         """Add ``block`` as a child under ``name`` (default: its position)."""

@@ -145,3 +145,13 @@ def test_two_parameters_of_one_name_in_a_network_are_refused():
     with pytest.raises(ArgumentError):
         net.initialize(device="cpu")
     assert not net[0].weight.requested and not net[1].weight.requested
+
+
+def test_a_refused_get_from_a_shared_dictionary_keeps_nothing():
+    base = ParameterDict("blk_")
+    base.get("weight", shape=(2, 2))
+    other = ParameterDict("blk_", shared=base)
+    with pytest.raises(ArgumentError):
+        other.get("weight", shape=(3, 3))
+    assert len(other) == 0
+    assert other.get("weight") is base["blk_weight"] and len(other) == 1

@@ -96,3 +96,24 @@ def test_cast_converts_every_copy_and_deferred_parameters_follow():
     waiting.initialize(device="cpu", seed=8)
     waiting.cast("float16")
     assert waiting(np.ones((1, 3), np.float16)).dtype == np.float16 and waiting.weight.data().dtype == np.float16
+
+
+def test_replicas_gradients_casts_and_moves_on_each_backend(device):
+    from gpuinit.backend import to_numpy
+
+    main = gpuinit.as_device(device)
+    net = nn.Sequential()
+    net.add(nn.Dense(8), nn.Dense(3))
+    net.initialize(device=[main, cpu(1)], seed=10)
+    net(nd.ones((2, 5), device=main))
+    w = net[0].weight
+    first, second = w.list_data()
+    assert np.array_equal(to_numpy(first), to_numpy(second)) and w.list_ctx() == [main, cpu(1)]
+    grads = w.list_grad()
+    assert [to_numpy(g).sum() for g in grads] == [0, 0] and to_numpy(grads[0]).shape == (8, 5)
+    w.set_data(np.full((8, 5), 0.25))
+    assert all(np.all(to_numpy(d) == 0.25) for d in w.list_data())
+    net.cast("float16")
+    assert all(to_numpy(d).dtype == np.float16 and np.all(to_numpy(d) == 0.25) for d in w.list_data())
+    net.collect_params().reset_ctx(cpu(2))
+    assert w.list_ctx() == [cpu(2)] and isinstance(w.data(), np.ndarray) and np.all(w.data() == 0.25)

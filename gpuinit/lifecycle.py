@@ -652,7 +652,8 @@ def _replicate(step, requests, shapes, dtypes_, data) -> list:
                 i, _ = wanted[k]
                 copy = store.ArenaSlice(arena, offset, shapes[i], dtypes_[i])
                 source = data[i].array() if isinstance(data[i], store.ArenaSlice) else data[i]
-                copy.array()[...] = source if not device.is_gpu else device.xp.asarray(to_numpy(source))
+                # through the host where the devices differ in kind (a GPU primary, a host replica)
+                copy.array()[...] = to_numpy(source) if not device.is_gpu else device.xp.asarray(to_numpy(source))
                 made[k] = copy
     for k, (i, _) in enumerate(wanted):
         out[i] = out[i] + (made[k],)

@@ -770,8 +770,14 @@ def _move(step, moving, dtype=None) -> None:
                 p, _, state = moving[i]
                 old = state.data.array() if isinstance(state.data, store.ArenaSlice) else state.data
                 made = firsts[i] = store.ArenaSlice(arena, offset, shapes[i], dtypes_[i])
+                host = to_numpy(old)
                 with np.errstate(over="ignore"):  # as Gluon's astype: what float16 cannot hold becomes inf
-                    dtypes.assign(made.array(), device.xp.asarray(to_numpy(old)) if device.is_gpu else to_numpy(old))
+                    if device.is_gpu:  # converted on the host (bfloat16's rounding rule), then copied
+                        converted = np.empty(shapes[i], dtypes_[i])
+                        dtypes.assign(converted, host)
+                        made.array()[...] = device.xp.asarray(converted)
+                    else:
+                        dtypes.assign(made.array(), host)
     copies = _replicate(step, requests, shapes, dtypes_, firsts)
     for (p, request, state), made, more in zip(moving, firsts, copies):
         step.stage(p, p._initialized_as(request, made, state.shape, more))

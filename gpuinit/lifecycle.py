@@ -750,7 +750,7 @@ def cast(params, dtype) -> None:
                     _move(step, moving, dtype)
             step.commit()
         for p in params:  # after the commit, which cannot fail half way; nothing reads until we return
-            p._dtype = dtype
+            p.dtype = dtype
 
 
 def _move(step, moving, dtype=None) -> None:

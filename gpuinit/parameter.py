@@ -122,7 +122,7 @@ class Parameter:
         checks.text(name, "name", "Parameter")
         where = f"Parameter {name!r}"
         shape = checks.shape(shape, "shape", where)
-        self._dtype = dtypes.float_dtype(dtype, where)
+        self.dtype = dtypes.float_dtype(dtype, where)
         checks.choice(role, ROLES, "role", where)
         for what, storage in (("stype", stype), ("grad_stype", grad_stype)):
             if storage != "default":
@@ -156,15 +156,6 @@ class Parameter:
             if staged is not None:
                 return staged[1]
         return self._state
-
-    @property
-    def dtype(self) -> np.dtype:
-        """The dtype; setting it casts the data, if made (see :meth:`cast`)."""
-        return self._dtype
-
-    @dtype.setter
-    def dtype(self, value) -> None:
-        self.cast(value)
 
     @property
     def shape(self) -> tuple[int, ...]:

@@ -96,3 +96,25 @@ def test_plan_names_the_block_and_its_advice_works():
     given.add(inner, FancyMLP(in_units=20))
     given.initialize(device="cpu", defer=True)
     assert gpuinit.plan(given).parameter_bytes == given.collect_params().nbytes
+
+
+def test_threads_racing_the_first_forward_initialize_once():
+    import threading
+
+    net = chimera(0)
+    net.initialize(device="cpu", seed=6)
+    start, outs = threading.Barrier(4), []
+
+    def call():
+        start.wait()
+        outs.append(float(net(X)))
+
+    threads = [threading.Thread(target=call) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(outs) == 4 and len(set(outs)) == 1
+    reference = chimera(20)
+    reference.initialize(device="cpu", seed=6)
+    assert outs[0] == float(reference(X))

@@ -27,8 +27,8 @@ import numpy as np
 from . import checks, dtypes
 from .backend import array_module_of, to_numpy
 from .device import Device, as_device
-from .errors import (ArgumentError, ArgumentTypeError, DeferredInitializationError, GpuInitError, ShapeError,
-                     UninitializedParameterError)
+from .errors import (ArgumentError, ArgumentTypeError, DeferredInitializationError, GpuInitError,
+                     NoGradientError, ShapeError, UninitializedParameterError)
 from .init import ROLES, Initializer, create
 from .meta import MetaArray
 from .store import ArenaSlice
@@ -365,7 +365,7 @@ class Parameter:
         and dtype, made on first use: parameters that are never trained cost no gradient memory.
 
         Raises:
-            ArgumentError: ``grad_req`` is ``'null'`` (no gradient, as in Gluon).
+            NoGradientError: ``grad_req`` is ``'null'`` (no gradient; a ``RuntimeError``, as in Gluon).
             DeferredInitializationError, UninitializedParameterError: no data yet.
         """
         device = device if device is not None else ctx
@@ -383,7 +383,7 @@ class Parameter:
 
     def _grad_state(self) -> State:
         if self._grad_req == "null":
-            raise ArgumentError(f"cannot get the gradient of parameter {self.name!r}: its grad_req is 'null' "
+            raise NoGradientError(f"cannot get the gradient of parameter {self.name!r}: its grad_req is 'null' "
                                 "(it is not trained); to train it, set it with param.grad_req = 'write' first")
         state = self._data_state("access the gradient of")
         if not state.grads:

@@ -16,6 +16,9 @@ class Device:
 
     Build one with :func:`cpu`, :func:`gpu` or a string (``"cpu"``, ``"cuda"``, ``"cuda:1"``,
     ``"gpu(0)"``) passed anywhere a device is taken.
+
+    ``cpu(i)`` are all the host, as in MXNet: they differ only as labels. A parameter replicated
+    on ``[cpu(0), cpu(1)]`` has two copies, each in the arena of its own device label.
     """
 
     __slots__ = ("kind", "index")
@@ -24,8 +27,7 @@ class Device:
         if kind not in ("cpu", "cuda"):
             raise InvalidDeviceError(f"unknown device kind {kind!r}; expected 'cpu' or 'cuda'")
         self.kind = kind
-        self.index = checks.non_negative_int(index, "index", "Device", error=InvalidDeviceError) \
-            if kind == "cuda" else 0
+        self.index = checks.non_negative_int(index, "index", "Device", error=InvalidDeviceError)
 
     @property
     def is_gpu(self) -> bool:
@@ -61,11 +63,26 @@ class Device:
     def __hash__(self) -> int:
         return hash((self.kind, self.index))
 
+    @property
+    def device_type(self) -> str:
+        """MXNet's name for the kind: ``'cpu'`` or ``'gpu'``."""
+        return "gpu" if self.is_gpu else "cpu"
+
+    @property
+    def device_id(self) -> int:
+        """MXNet's name for the index."""
+        return self.index
+
     def __str__(self) -> str:
-        return f"cuda:{self.index}" if self.is_gpu else "cpu"
+        if self.is_gpu:
+            return f"cuda:{self.index}"
+        return f"cpu:{self.index}" if self.index else "cpu"
 
     def __repr__(self) -> str:
-        return f"gpu({self.index})" if self.is_gpu else "cpu()"
+        return f"{self.device_type}({self.index})"
+
+
+_CPU0 = Device("cpu")
 
 
 def host_memory() -> tuple[int | None, int | None]:
@@ -81,13 +98,28 @@ def host_memory() -> tuple[int | None, int | None]:
         return None, None
 
 
-def cpu() -> Device:
-    """The host, served by NumPy."""
-    return Device("cpu")
+def cpu(device_id: int = 0) -> Device:
+    """The host, served by NumPy. ``cpu(i)`` is the host too, labelled ``i`` (as MXNet's ``cpu(i)``)."""
+    if device_id == 0 and type(device_id) is int:
+        return _CPU0
+    return Device("cpu", checks.non_negative_int(device_id, "device_id", "cpu()", error=InvalidDeviceError))
 
 
 def gpu(i: int = 0) -> Device:
     """CUDA device ``i``, served by CuPy.
+
+    As MXNet's ``mx.gpu(i)``, it only names the device: whether it is usable is checked where it
+    is used (``nd.zeros(..., ctx=gpu())``, ``initialize(device=gpu())``), which then raises
+    :class:`DeviceError` (also ``mx.base.MXNetError``), as the book's ``try_gpu()`` expects.
+
+    Raises:
+        InvalidDeviceError: ``i`` is not a non-negative integer.
+    """
+    return Device("cuda", checks.non_negative_int(i, "i", "gpu()", error=InvalidDeviceError))
+
+
+def usable_gpu(i: int = 0) -> Device:
+    """CUDA device ``i``, checked to be usable here.
 
     Raises:
         DeviceError: CuPy is missing, no driver or device is usable, or there is no device ``i``;
@@ -115,20 +147,44 @@ def as_device(spec) -> Device:
         return default_device()
     if isinstance(spec, Device):
         if spec.is_gpu:
-            return gpu(spec.index)  # re-checks that it is usable here
+            return usable_gpu(spec.index)  # checks that it is usable here
         return spec
     if isinstance(spec, str):
         text = spec.strip().lower().replace("(", ":").rstrip(")")
         if text == "cpu":
             return cpu()
         kind, _, index = text.partition(":")
+        if kind == "cpu" and index.isdigit():
+            return cpu(int(index))
         if kind in ("cuda", "gpu"):
             try:
-                return gpu(int(index) if index else 0)
+                return usable_gpu(int(index) if index else 0)
             except ValueError:
                 pass
     raise InvalidDeviceError(f"cannot understand device {spec!r}; use 'cpu', 'cuda', 'cuda:N', "
                              "gpuinit.cpu() or gpuinit.gpu(N)")
+
+
+def as_devices(spec) -> tuple[Device, ...]:
+    """One device or a list of them (Gluon's ``ctx=[cpu(0), cpu(1)]``) as a tuple of distinct
+    devices, in order; ``None`` is ``(default_device(),)``.
+
+    Raises:
+        InvalidDeviceError: an empty list, or an entry :func:`as_device` cannot read.
+    """
+    if not isinstance(spec, (list, tuple)):
+        return (as_device(spec),)
+    if not spec:
+        raise InvalidDeviceError("the list of devices is empty; pass at least one, e.g. [gpuinit.cpu()]")
+    devices = []
+    for item in spec:
+        if isinstance(item, (list, tuple)):
+            raise InvalidDeviceError(f"cannot understand device {item!r} in {spec!r}; a device list holds "
+                                     "devices, not lists")
+        device = as_device(item)
+        if device not in devices:
+            devices.append(device)
+    return tuple(devices)
 
 
 def default_device() -> Device:

@@ -43,6 +43,10 @@ class UninitializedParameterError(GpuInitError, RuntimeError):
     """A parameter was used before ``initialize()`` was called for it."""
 
 
+class NoGradientError(GpuInitError, RuntimeError):
+    """A gradient was asked of a parameter that has none (``grad_req='null'``), as Gluon refuses it."""
+
+
 class DeviceError(GpuInitError, RuntimeError):
     """A device was asked for that is not usable here (no CuPy, no driver, no such GPU)."""
 

@@ -8,9 +8,11 @@ Every change to a parameter goes through here:
   dimensions, the parameters are materialized in one arena per device, and the forward runs;
 - :func:`infer_shapes` (``gpuinit.plan``, ``Block.infer_shape``) fixes shapes, allocating nothing;
 - :func:`shard` makes a rank's slices of the parameters without changing them;
+- :func:`set_data` and :func:`set_shape` change one parameter;
 - :func:`load` materializes parameters from stored tensors (a checkpoint), filling unknown
   dimensions from them, and :func:`read_slices` reads a rank's slices of stored tensors;
-- :func:`set_data` and :func:`set_shape` change one parameter.
+- Gluon's device and dtype changes: copies on each device of a list (``initialize(device=[...])``),
+  :func:`reset_devices`, :func:`cast`; gradient buffers made on first use (:func:`make_grads`).
 
 Each runs as one :class:`Step`: the new parameter states are *staged* (visible only to the thread
 running the step, so that the first forward's own pass sees its parameters), memory is taken
@@ -37,7 +39,7 @@ import numpy as np
 
 from . import checks, dtypes, engine, store
 from .backend import array_module_of, to_numpy
-from .device import as_device
+from .device import as_device, as_devices
 from .draws import Stream
 from .errors import (ArgumentError, ArgumentTypeError, CheckpointError, DeferredInitializationError,
                      GpuInitError, InitializerError, PlanError, ShapeError, UninitializedParameterError)
@@ -170,6 +172,8 @@ class Step:
     def __init__(self):
         self.changes: dict = {}    # id(param) -> (param, State), read by parameter.staging
         self.inferring = False     # whether a shape-only pass is running
+        self.eager = False         # a first forward whose real pass fixes shapes and materializes
+        self.pending = ()          # with eager: the parameters waiting to be materialized
         self.touched: dict = {}    # id(param) -> (param, layer): parameters a shape pass used
         self.arenas: list = []     # (arena, device, nbytes) taken by this step
         self.materialized = None   # (bytes, seconds, devices) of the step's materialization
@@ -217,19 +221,24 @@ def _step():
 
 # --- initialize ---------------------------------------------------------------------------------
 
-def initialize(entries, init=None, device=None, force_reinit=False, seed=None, defer=False) -> None:
+def initialize(entries, init=None, device=None, force_reinit=False, seed=None, defer=False,
+               explicit=None) -> None:
     """Record how parameters will be filled; materialize them at once where every shape is known.
 
     Args:
         entries: ``(path, parameter)`` pairs; the path keys the parameter's stream.
-        init, device, force_reinit, seed, defer: as ``ParameterDict.initialize``.
+        init, device, force_reinit, seed, defer: as ``ParameterDict.initialize``; ``device`` may
+            be a list (a copy of each parameter on every device).
+        explicit: an initializer that fills these parameters whatever their roles and own
+            initializers (``Parameter.initialize(init=...)``, as in Gluon).
 
     Raises:
         GpuInitError: a bad argument, an unsuitable initializer, a failed fill; nothing changes.
     """
     where = "initialize()"
     default = create(init) if init is not None else Uniform()
-    device = as_device(device)
+    explicit = create(explicit) if explicit is not None else None
+    device, *replicas = as_devices(device)
     seed_value = check_seed(seed) if seed is not None else None
     force_reinit = checks.flag(force_reinit, "force_reinit", where)
     defer = checks.flag(defer, "defer", where)
@@ -254,27 +263,31 @@ def initialize(entries, init=None, device=None, force_reinit=False, seed=None, d
         if drawn:
             seed_value = next_seed()
         try:
-            _initialize(todo, default, device, seed_value, defer)
+            _initialize(todo, default, (device, tuple(replicas)), seed_value, defer, explicit)
         except BaseException:
             if drawn:
                 give_back_seed(seed_value)
             raise
 
 
-def _initialize(todo, default, device, seed_value, defer) -> None:
+def _initialize(todo, default, devices, seed_value, defer, explicit=None) -> None:
     keys = derive_key_array(seed_value, [path for path, _ in todo])
     requests = []
     complete = True
+    device, replicas = devices
     new_request = tuple.__new__  # InitRequest's fields in order, without a Python-level __new__ per parameter
     for (path, p), key in zip(todo, zip(keys[:, 0].tolist(), keys[:, 1].tolist())):
-        initializer, own = (default, False) if p.init is None else p.chosen_initializer(default)
+        if explicit is not None:
+            initializer, own = explicit, True
+        else:
+            initializer, own = (default, False) if p.init is None else p.chosen_initializer(default)
         if not p.shape_known:
             complete = False
             if not p.allow_deferred_init:
                 raise DeferredInitializationError(
                     f"parameter {p.name!r} has unknown shape {p.shape!r} and does not allow deferred "
                     "initialization; give its full shape")
-        requests.append((p, new_request(InitRequest, (initializer, own, device, key, path, seed_value))))
+        requests.append((p, new_request(InitRequest, (initializer, own, device, key, path, seed_value, replicas))))
     with _step() as step:
         with staging(step):
             if not defer and complete:
@@ -314,8 +327,18 @@ def _shape_pass(step, block, call, args, kwargs):
         if not isinstance(exc, PlanError) or getattr(exc, "gpuinit_planned", False):
             raise  # shape mismatches and the like already name their layer
         where = getattr(exc, "gpuinit_block", block.name)
-        error = PlanError(f"shape inference failed in block {where!r}: {exc}")
+        why = getattr(exc, "gpuinit_needs_values", None)
+        if why:
+            error = PlanError(
+                f"shape inference cannot follow block {where!r}: {exc}. Its forward depends on the values "
+                "of arrays, and the shape-only pass has shapes only. A first forward with a real input "
+                "follows it with values (net.initialize(); net(x) works); to plan or shard without "
+                "one, give the layers their input sizes (in_units=, in_channels=) so that every shape "
+                "is known, then call gpuinit.plan(net) with no input")
+        else:
+            error = PlanError(f"shape inference failed in block {where!r}: {exc}")
         error.gpuinit_planned = True
+        error.gpuinit_needs_values = why
         raise error from exc
     except Exception as exc:
         where = getattr(exc, "gpuinit_block", block.name)
@@ -347,7 +370,7 @@ def propose_shape(param, shape, layer: str, what: str) -> None:
         raise ShapeError(f"layer {layer!r}: {what}; its parameter {param.name!r} has shape "
                          f"{current!r} but this input needs {shape!r}")
     step = current_step()
-    if step is not None and step.inferring and current != shape:
+    if step is not None and (step.inferring or step.eager) and current != shape:
         step.stage(param, param._with_shape(shape))
 
 
@@ -421,7 +444,13 @@ def first_forward(block, args, kwargs, call):
         if not deferred:
             return call(args, kwargs)  # another thread finished it while this one waited
         with _step() as step:
-            _shape_pass(step, block, call, args, kwargs)
+            try:
+                _shape_pass(step, block, call, args, kwargs)
+            except PlanError:
+                # A block the shape-only pass cannot follow (a loop on a norm, an operation with no
+                # shape rule): keep the shapes fixed before it, and let the real forward fix the
+                # rest and materialize as it goes, as Gluon does; its errors are the real ones.
+                step.eager, step.pending = True, deferred
             missing = [(p, layer) for p, layer in step.touched.values() if not p.requested]
             if missing:
                 p, layer = missing[0]
@@ -434,6 +463,8 @@ def first_forward(block, args, kwargs, call):
                 ready = [(p, p.request) for p in deferred if p.shape_known]
                 _materialize(step, ready)
                 out = call(args, kwargs)
+                if step.eager:  # shapes the real pass fixed without reading the parameter
+                    _materialize(step, [(p, p.request) for p in deferred if p.shape_known and not p.initialized])
             step.commit()
         return out
 
@@ -595,10 +626,175 @@ def _materialize(step, entries, keys=None) -> None:
     started = time.perf_counter()
     batch = batch_for(entries, keys)
     data = _fill(step, batch, _observer.get("progress"))
-    for param, request, shape, made in zip(batch.params, batch.requests, batch.shapes, data):
-        step.stage(param, param._initialized_as(request, made, shape))
+    copies = _replicate(step, batch.requests, batch.shapes, batch.dtypes, data)
+    for param, request, shape, made, more in zip(batch.params, batch.requests, batch.shapes, data, copies):
+        step.stage(param, param._initialized_as(request, made, shape, more))
     step.materialized = (sum(n for _, _, n in step.arenas), time.perf_counter() - started,
                          [str(d) for _, d, _ in step.arenas])
+
+
+def _replicate(step, requests, shapes, dtypes_, data) -> list:
+    """The copies of replicated parameters (``request.replicas``): one arena per replica device,
+    owned by ``step``, holding the same values as the first device's data.
+
+    Returns:
+        A list parallel to ``requests``: a tuple of ArenaSlices (one per replica) each.
+    """
+    out = [()] * len(requests)
+    wanted = [(i, d) for i, r in enumerate(requests) for d in r.replicas]
+    if not wanted:
+        return out
+    nbytes = np.array([math.prod(shapes[i]) * dtypes_[i].itemsize for i, _ in wanted], np.int64)
+    placed = store.place([d for _, d in wanted], nbytes)
+    made: dict = {}
+    for device, (indices, offsets, size) in placed.items():
+        arena = store.allocate(device, size)
+        step.arenas.append((arena, device, size))
+        with device.activate():
+            for k, offset in zip(indices.tolist(), offsets.tolist()):
+                i, _ = wanted[k]
+                copy = store.ArenaSlice(arena, offset, shapes[i], dtypes_[i])
+                source = data[i].array() if isinstance(data[i], store.ArenaSlice) else data[i]
+                # through the host where the devices differ in kind (a GPU primary, a host replica)
+                copy.array()[...] = to_numpy(source) if not device.is_gpu else device.xp.asarray(to_numpy(source))
+                made[k] = copy
+    for k, (i, _) in enumerate(wanted):
+        out[i] = out[i] + (made[k],)
+    return out
+
+
+# --- gradients, devices -------------------------------------------------------------------------
+
+def make_grads(param) -> None:
+    """Give ``param`` zero gradient buffers, one per device it lives on, unless it has them.
+
+    The buffers are taken from the store (one arena per device, counted like the parameters') in
+    one step: threads asking at once get the same buffers.
+    """
+    with access.changing("make a gradient buffer"), store.gc_paused():
+        state = param._now
+        if state.grads or state.data is None:
+            return
+        with _step() as step:
+            devices = state.request.devices
+            nbytes = np.full(len(devices), param.nbytes, np.int64)
+            grads = [None] * len(devices)
+            for device, (indices, offsets, size) in store.place(list(devices), nbytes).items():
+                arena = store.allocate(device, size)
+                step.arenas.append((arena, device, size))
+                with device.activate():
+                    for i, offset in zip(indices.tolist(), offsets.tolist()):
+                        grads[i] = store.ArenaSlice(arena, offset, state.shape, param.dtype).array()
+                        grads[i][...] = 0
+            step.stage(param, param._with_grads(grads))
+            step.commit()
+
+
+def drop_grads(param) -> None:
+    """Forget ``param``'s gradient buffers (``grad_req='null'``); their memory goes with them."""
+    with access.changing("drop gradient buffers"), _step() as step:
+        if param._now.grads:
+            step.stage(param, param._with_grads(()))
+        step.commit()
+
+
+def zero_grads(params) -> None:
+    """Set every gradient buffer of ``params`` made so far to zero."""
+    with access.changing("zero gradients"):
+        for p in params:
+            for g in p._now.grads:
+                g[...] = 0
+
+
+def reset_devices(params, device) -> None:
+    """Move ``params`` to ``device`` (one or a list): their data is copied into new arenas there,
+    or, while deferred, the devices they will be made on change. One step, all or nothing.
+
+    Raises:
+        UninitializedParameterError: a parameter ``initialize()`` was never called for.
+    """
+    first, *rest = as_devices(device)
+    with access.changing("move parameters"), store.gc_paused():
+        for p in params:
+            if p._now.request is None:
+                raise UninitializedParameterError(
+                    f"cannot move parameter {p.name!r} to {first!r}: it has not been initialized; call "
+                    "initialize(device=...) to choose its device")
+        with _step() as step:
+            with staging(step):
+                moving = []
+                for p in params:
+                    state = p._now
+                    request = state.request._replace(device=first, replicas=tuple(rest))
+                    if state.data is None:
+                        step.stage(p, p._deferred_as(request))
+                    else:
+                        moving.append((p, request, state))
+                if moving:
+                    _move(step, moving)
+            step.commit()
+
+
+def cast(params, dtype) -> None:
+    """Give ``params`` the float dtype ``dtype`` (Gluon's ``cast``): their data is converted into
+    new arenas on the same devices; deferred ones will be made in it. One step, all or nothing.
+
+    Raises:
+        ArgumentError: not a float dtype gpuinit parameters take.
+    """
+    dtype = dtypes.float_dtype(dtype, "cast")
+    with access.changing("cast parameters"), store.gc_paused():
+        params = list({id(p): p for p in params}.values())
+        with _step() as step:
+            with staging(step):
+                moving = [(p, p._now.request, p._now) for p in params
+                          if p._now.data is not None and p.dtype != dtype]
+                if moving:
+                    _move(step, moving, dtype)
+            step.commit()
+        for p in params:  # after the commit, which cannot fail half way; nothing reads until we return
+            p.dtype = dtype
+
+
+def _move(step, moving, dtype=None) -> None:
+    """Copy each ``(param, new_request, state)``'s data into arenas on the new request's devices
+    (converted to ``dtype`` if given)."""
+    requests = [r for _, r, _ in moving]
+    shapes = [state.shape for _, _, state in moving]
+    dtypes_ = [dtype or p.dtype for p, _, _ in moving]
+    nbytes = np.array([math.prod(sh) * dt.itemsize for sh, dt in zip(shapes, dtypes_)], np.int64)
+    placed = store.place([r.device for r in requests], nbytes)
+    firsts = [None] * len(moving)
+    for device, (indices, offsets, size) in placed.items():
+        arena = store.allocate(device, size)
+        step.arenas.append((arena, device, size))
+        with device.activate():
+            for i, offset in zip(indices.tolist(), offsets.tolist()):
+                p, _, state = moving[i]
+                old = state.data.array() if isinstance(state.data, store.ArenaSlice) else state.data
+                made = firsts[i] = store.ArenaSlice(arena, offset, shapes[i], dtypes_[i])
+                host = to_numpy(old)
+                with np.errstate(over="ignore"):  # as Gluon's astype: what float16 cannot hold becomes inf
+                    if device.is_gpu:  # converted on the host (bfloat16's rounding rule), then copied
+                        converted = np.empty(shapes[i], dtypes_[i])
+                        dtypes.assign(converted, host)
+                        made.array()[...] = device.xp.asarray(converted)
+                    else:
+                        dtypes.assign(made.array(), host)
+    copies = _replicate(step, requests, shapes, dtypes_, firsts)
+    for (p, request, state), made, more in zip(moving, firsts, copies):
+        step.stage(p, p._initialized_as(request, made, state.shape, more))
+
+
+def materialize_in_step(step, param) -> None:
+    """Materialize ``param`` (deferred, its shape now known) inside ``step``, a first forward that
+    follows a data-dependent block with real values, with every other waiting parameter whose
+    shape is known by now: one more arena, undone with the step."""
+    ready = {id(param): (param, param._now.request)}
+    for p in getattr(step, "pending", ()):
+        if p.deferred and p.shape_known:
+            ready.setdefault(id(p), (p, p._now.request))
+    _materialize(step, list(ready.values()))
 
 
 # --- shards -------------------------------------------------------------------------------------
@@ -786,9 +982,11 @@ def read_slices(devices, counts, dtypes_, read) -> list:
 def set_data(param, value) -> None:
     """Overwrite ``param``'s values with ``value``, converted completely before anything is written."""
     with access.changing("set a parameter's data"):
-        target = param.data()  # raises the deferred/uninitialized errors
-        converted = _converted(param, value, target)
-        target[...] = converted  # same dtype and shape: a plain copy, which cannot fail half way
+        targets = param.list_data()  # raises the deferred/uninitialized errors
+        converted = _converted(param, value, targets[0])
+        for target in targets:  # same dtype and shape: plain copies, which cannot fail half way
+            target[...] = converted if array_module_of(target) is array_module_of(converted) \
+                else array_module_of(target).asarray(to_numpy(converted))
 
 
 def _converted(param, value, target):

@@ -258,8 +258,8 @@ class MetaArray:
         return handler(*args, **kwargs)
 
     def __array__(self, *args, **kwargs):
-        raise PlanError("a shape-only array has no values: this code needs the data of an array "
-                        "during shape inference; use gpuinit.nd operations instead")
+        raise needs_values("a shape-only array has no values: this code reads the data of an array "
+                           "(converts it to NumPy)")
 
     def __matmul__(self, other):
         return matmul_shape(self, other)
@@ -268,8 +268,33 @@ class MetaArray:
         return matmul_shape(other, self)
 
     def __bool__(self):
-        raise PlanError("the truth value of a shape-only array is unknown: control flow that "
-                        "depends on array values cannot be planned")
+        raise needs_values("the truth value of a shape-only array is unknown: this code branches or loops "
+                           "on an array's value")
+
+    # --- conversions to Python values: none exists in a shape-only pass ---------------------
+
+    def _values(self, what):
+        raise needs_values(f"a shape-only array has no values: this code reads an array's values ({what})")
+
+    def tolist(self):
+        self._values("tolist()")
+
+    def __float__(self):
+        self._values("float()")
+
+    def __int__(self):
+        self._values("int()")
+
+    def __index__(self):
+        self._values("use as an index")
+
+
+def needs_values(why: str) -> PlanError:
+    """The error of a shape-only array asked for values: marked so that the first forward pass
+    can follow the block with real values instead (see :func:`gpuinit.lifecycle.first_forward`)."""
+    error = PlanError(why)
+    error.gpuinit_needs_values = why
+    return error
 
 
 # --- shape rules of the NumPy functions a forward may call on MetaArrays -----------------------

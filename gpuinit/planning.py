@@ -133,7 +133,7 @@ def _fill_text(how):
     return "python hook", None
 
 
-def plan(net, *inputs, device=None, dtype=None, input_dtype="float32") -> Plan:
+def plan(net, *inputs, device=None, dtype=None, input_dtype="float32", ctx=None) -> Plan:
     """Plan a network's parameter memory for example inputs, allocating nothing.
 
     Args:
@@ -143,6 +143,7 @@ def plan(net, *inputs, device=None, dtype=None, input_dtype="float32") -> Plan:
             else ``gpuinit.default_device()``).
         dtype: plan as if every parameter had this dtype (default: each parameter's own).
         input_dtype: dtype of inputs given as shape tuples.
+        ctx: Gluon's name for ``device``.
 
     Returns:
         A :class:`Plan`.
@@ -160,6 +161,7 @@ def plan(net, *inputs, device=None, dtype=None, input_dtype="float32") -> Plan:
     input_dtype = dtypes.as_dtype(input_dtype)
     if dtype is not None:
         dtype = dtypes.float_dtype(dtype, "plan")
+    device = device if device is not None else ctx
     device = as_device(device) if device is not None else None
     with lifecycle.access.changing("plan"):
         metas = [_as_meta(x, input_dtype, f"input {i}") for i, x in enumerate(inputs)]
@@ -182,7 +184,8 @@ def plan(net, *inputs, device=None, dtype=None, input_dtype="float32") -> Plan:
         for name, p in params.items():
             pdtype = dtypes.as_dtype(dtype) if dtype is not None else p.dtype
             nbytes = p.size * pdtype.itemsize
-            initializer, own = p.chosen_initializer(p.request.initializer if p.request else Uniform())
+            request = p.request  # what initialize() recorded (an explicit init included), else the default
+            initializer, own = (request.initializer, request.own) if request else p.chosen_initializer(Uniform())
             desc = InitDesc(name, role=p.role, path=params.path_of(name), shape=p.shape, dtype=pdtype, own=own)
             try:
                 fan_in, fan_out = fans(desc)

@@ -66,8 +66,13 @@ def world():
     bare = nn.Dense(3, in_units=2)
     planned = nn.Dense(7)
     planned.initialize(device="cpu", seed=6, defer=True)
+    tied = nn.Sequential()  # Gluon sharing: the second layer uses the first's parameters
+    first = nn.Dense(3, in_units=3)
+    tied.add(first, nn.Dense(3, params=first.params))
+    tied.initialize(device=[gpuinit.cpu(0), gpuinit.cpu(1)], seed=8)  # and a copy on each device
+    tied[0].weight.grad()
     return SimpleNamespace(ready=ready, waiting=waiting, conv=conv, conv_ready=conv_ready, emb=emb,
-                           norm=norm, norm_ready=norm_ready, half=half, bare=bare, planned=planned)
+                           norm=norm, norm_ready=norm_ready, half=half, bare=bare, planned=planned, tied=tied)
 
 
 def observe(w):
@@ -76,7 +81,8 @@ def observe(w):
     for name, net in sorted(vars(w).items()):
         for p in net.collect_params().values():
             state.append((name, p.name, p.shape, p.initialized, p.deferred, p.rng_key,
-                          to_numpy(p.data()).tobytes() if p.initialized else None))
+                          [to_numpy(d).tobytes() for d in p.list_data()] if p.initialized else None,
+                          p.list_ctx() if p.requested else None, len(p._now.grads), p.grad_req, p.init))
     return store.live_bytes(), state
 
 
@@ -112,9 +118,47 @@ def threaded_fill():
     gpuinit.streams.fill_many([(out, gpuinit.streams.Fill.uniform(0, 1), (1, 2), 0)])
 
 
+def _same_names():
+    net = nn.Sequential()
+    net.add(nn.Dense(2, prefix="same_"), nn.Dense(2, prefix="same_"))
+    return net
+
+
+def _initialized(block):
+    block.initialize(device="cpu")
+    return block
+
+
+def _hybrid_with_unknown_shape():
+    class Mine(nn.HybridBlock):
+        def __init__(self):
+            super().__init__(prefix="mine_")
+            self.scale = self.params.get("scale", shape=(0,))
+
+        def hybrid_forward(self, F, x, scale):
+            return x * scale
+
+    block = Mine()
+    block.initialize(device="cpu")
+    return block
+
+
+def _reads_values():
+    class ReadsValues(nn.Block):
+        def __init__(self):
+            super().__init__()
+            self.dense = nn.Dense(3)
+
+        def forward(self, x):
+            x = self.dense(x)
+            return x * 2 if float(x.sum()) > 0 else x
+
+    return ReadsValues()
+
+
 CASES = [
     # --- Dense ----------------------------------------------------------------------------------
-    Case("Dense units=0", lambda w: nn.Dense(0), ArgumentError, ("Dense", "units", "0")),
+    Case("Dense units=0 run", lambda w: _initialized(nn.Dense(0))(x24), ArgumentError, ("Dense", "units is 0")),
     Case("Dense units=-3", lambda w: nn.Dense(-3), ArgumentError, ("units", "-3")),
     Case("Dense units=2.5", lambda w: nn.Dense(2.5), ArgumentTypeError, ("units", "2.5")),
     Case("Dense units='abc'", lambda w: nn.Dense("abc"), ArgumentTypeError, ("units", "'abc'")),
@@ -393,6 +437,68 @@ CASES = [
          ("GPUINIT_CPU_ENGINE", "'fastest'", "numpy")),
     Case("gpuinit.seed(-1)", lambda w: gpuinit.seed(-1), ArgumentError, ("seed", "-1")),
     Case("gpuinit.seed('1')", lambda w: gpuinit.seed("1"), ArgumentTypeError, ("seed", "'1'")),
+    # --- Gluon's parameter sharing, dictionaries, devices, gradients, hybrid blocks ----------------
+    Case("Dense params=3", lambda w: nn.Dense(3, params=3), ArgumentTypeError, ("params", "ParameterDict", "int")),
+    Case("Dense sharing a weight of another shape", lambda w: nn.Dense(3, in_units=5, params=w.ready[0].params),
+         ArgumentError, ("weight", "(6, 4)", "(3, 5)")),
+    Case("Dense sharing a weight of another dtype",
+         lambda w: nn.Dense(6, in_units=4, dtype="float16", params=w.ready[0].params), ArgumentError,
+         ("weight", "float32", "float16")),
+    Case("ParameterDict(prefix=3)", lambda w: gpuinit.ParameterDict(3), ArgumentTypeError, ("prefix", "3")),
+    Case("ParameterDict(shared=3)", lambda w: gpuinit.ParameterDict("a_", 3), ArgumentTypeError,
+         ("shared", "ParameterDict", "int")),
+    Case("params.get of another shape", lambda w: w.ready[0].params.get("weight", shape=(7, 7)), ArgumentError,
+         ("weight", "(6, 4)", "(7, 7)")),
+    Case("params.get of another dtype", lambda w: w.ready[0].params.get("weight", dtype="float64"), ArgumentError,
+         ("weight", "float32", "float64")),
+    Case("params.get with an unknown attribute", lambda w: w.ready[0].params.get("weight", colour=1),
+         ArgumentTypeError, ("colour",)),
+    Case("params.get_constant of another value", lambda w: w.tied[0].params.get_constant("weight", np.ones(2)),
+         ArgumentError, ("weight", "not a constant")),
+    Case("params.update with a clashing name",
+         lambda w: w.ready.collect_params().update({w.ready[0].weight.name: gpuinit.Parameter("x", shape=(2,))}),
+         ArgumentError, ("update", "different parameter")),
+    Case("params.setattr of an unknown attribute", lambda w: w.ready.collect_params().setattr("colour", 1),
+         ArgumentError, ("colour", "grad_req")),
+    Case("params.setattr grad_req='maybe'", lambda w: w.tied.collect_params().setattr("grad_req", "maybe"),
+         ArgumentError, ("grad_req", "'maybe'")),
+    Case("params.setattr init='nope'", lambda w: w.tied.collect_params().setattr("init", "nope"), InitializerError,
+         ("init", "'nope'")),
+    Case("params.setattr dtype='int8'", lambda w: w.tied.collect_params().setattr("dtype", "int8"), ArgumentError,
+         ("int8",)),
+    Case("two parameters of one name in a network", lambda w: _same_names().initialize(device="cpu"), ArgumentError,
+         ("'same_weight'", "prefixes")),
+    Case("Parameter(stype='row_sparse')", lambda w: gpuinit.Parameter("w", shape=(2,), stype="row_sparse"),
+         ArgumentError, ("stype", "'row_sparse'", "dense")),
+    Case("Parameter(lr_mult='a')", lambda w: gpuinit.Parameter("w", lr_mult="a"), ArgumentTypeError,
+         ("lr_mult", "'a'")),
+    Case("a block attribute holding a parameter set to a number", lambda w: setattr(w.ready[0], "weight", 3),
+         ArgumentTypeError, ("weight", "Parameter", "int")),
+    Case("initialize with an empty device list", lambda w: w.bare.initialize(device=[]), DeviceError,
+         ("empty", "pass")),
+    Case("initialize with a bad device in a list", lambda w: w.bare.initialize(ctx=["cpu", "tpu"]), DeviceError,
+         ("'tpu'",)),
+    Case("reset_ctx of an uninitialized network", lambda w: w.bare.collect_params().reset_ctx(gpuinit.cpu(1)),
+         UninitializedParameterError, ("weight", "initialize")),
+    Case("reset_ctx('tpu')", lambda w: w.tied.collect_params().reset_ctx("tpu"), DeviceError, ("'tpu'",)),
+    Case("Parameter.initialize(init='nope')",
+         lambda w: w.ready[0].weight.initialize(init="nope", force_reinit=True), InitializerError, ("'nope'",)),
+    Case("Parameter.initialize(init=Xavier()) of a bias",
+         lambda w: w.ready[0].bias.initialize(init=init.Xavier(), force_reinit=True), InitializerError,
+         ("bias", "2 dimensions")),
+    Case("grad of a parameter with grad_req='null'", lambda w: w.norm_ready[0].running_mean.grad(), RuntimeError,
+         ("running_mean", "'null'", "grad_req")),
+    Case("grad of a deferred parameter", lambda w: w.waiting[0].weight.grad(), DeferredInitializationError,
+         ("weight", "gradient")),
+    Case("grad of an uninitialized parameter", lambda w: w.bare.weight.grad(), UninitializedParameterError,
+         ("weight", "initialize")),
+    Case("grad on a device without a copy", lambda w: w.tied[0].weight.grad(gpuinit.cpu(5)), ArgumentError,
+         ("cpu(5)", "cpu(0)")),
+    Case("cast('int8')", lambda w: w.tied.cast("int8"), ArgumentError, ("cast", "int8")),
+    Case("a HybridBlock parameter of unknown shape", lambda w: _hybrid_with_unknown_shape()(x24), PlanError,
+         ("mine", "scale", "full shape")),
+    Case("plan through a block that reads values", lambda w: gpuinit.plan(_reads_values(), (2, 4)), PlanError,
+         ("readsvalues", "values", "in_units")),
     # --- nd -------------------------------------------------------------------------------------
     Case("nd.random.uniform(shape=-1)", lambda w: nd.random.uniform(shape=-1), ArgumentError, ("shape", "-1")),
     Case("nd.random.uniform(shape='a')", lambda w: nd.random.uniform(shape="a"), ArgumentTypeError, ("shape", "'a'")),

@@ -29,8 +29,10 @@ def test_environment_variable_overrides_the_default(monkeypatch):
 
 @pytest.mark.skipif(backend.has_cupy_gpu(), reason="a GPU is usable here")
 def test_asking_for_a_gpu_without_one_says_why_and_how_to_fix_it():
+    device = gpuinit.gpu()  # as MXNet's mx.gpu(): naming a device checks nothing; using it does
+    assert repr(device) == "gpu(0)" and repr(gpuinit.gpu(1)) == "gpu(1)"
     with pytest.raises(DeviceError) as err:
-        gpuinit.gpu()
+        gpuinit.nd.zeros((1,), ctx=device)
     message = str(err.value)
     assert "gpu(0) is not usable" in message and "to fix" in message
     with pytest.raises(DeviceError):

@@ -90,8 +90,11 @@ def test_defaults_by_role():
     assert u.fill_for(desc((3,), "gamma")) == Fill.constant(1)
     assert u.fill_for(desc((3,), "beta")) == Fill.constant(0)
     assert u.fill_for(desc((3,), "running_var")) == Fill.constant(1)
-    with pytest.raises(InitializerError, match="role is 'default'"):
-        u.fill_for(desc((3,), "default"))
+    # A parameter of no declared kind (params.get('scale', ...)) gets the weight rule, as in Gluon;
+    # one the weight rule cannot fill is refused with the rule's reason.
+    assert u.fill_for(desc((3,), "default")) == Fill.uniform(-0.07, 0.07)
+    with pytest.raises(InitializerError, match="at least 2 dimensions"):
+        init.Xavier().fill_for(desc((3,), "default"))
     # A parameter's own initializer fills it whatever its role, as in Gluon.
     assert u.fill_for(desc((3,), "bias", own=True)) == Fill.uniform(-0.07, 0.07)
 

@@ -144,7 +144,8 @@ class Initializer:
     :class:`~gpuinit.streams.Fill`, which the store fuses with other parameters' fills.
 
     Defaults by role: bias, beta and running_mean zeros; gamma and running_var ones; weight must be
-    defined by the subclass; a parameter with role ``default`` needs ``_init_default``.
+    defined by the subclass; a parameter with role ``default`` (``params.get('scale', ...)``) is
+    filled as a weight, as Gluon does, unless the subclass defines ``_init_default``.
 
     Example:
         >>> from gpuinit import init
@@ -189,6 +190,9 @@ class Initializer:
         the parameter's stream active.
         """
         role = "weight" if desc.own else desc.role
+        if role == "default" and type(self)._init_default is Initializer._init_default \
+                and type(self)._default_fill is Initializer._default_fill:
+            role = "weight"  # as Gluon: a parameter of no declared kind gets the weight rule
         if role not in _HOOKS:
             raise InitializerError(f"parameter {str(desc)!r} has unknown role {role!r}; "
                                    f"expected one of {ROLES}")

@@ -37,10 +37,10 @@ class Orthogonal(Initializer):
         self.rand_type = rand_type
 
     def _init_weight(self, name, arr):
-        if arr.ndim < 2:
-            raise InitializerError(f"Orthogonal needs a parameter with at least 2 dimensions; "
-                                   f"{str(name)!r} has shape {tuple(arr.shape)!r}")
-        rows = int(arr.shape[0])
+        if arr.ndim < 1:
+            raise InitializerError(f"Orthogonal needs a parameter with at least 1 dimension; "
+                                   f"{str(name)!r} has shape {tuple(arr.shape)!r}; give it another initializer")
+        rows = int(arr.shape[0])  # a vector is a (n, 1) matrix, as in Gluon: a unit vector times scale
         cols = int(np.prod(arr.shape[1:], dtype=np.int64))
         fill = Fill.uniform(-1.0, 1.0) if self.rand_type == "uniform" else Fill.normal(0.0, 1.0)
         tall = rows >= cols

@@ -11,7 +11,7 @@ from ..backend import array_module_of
 from ..errors import ArgumentError, ArgumentTypeError, GpuInitError
 from ..meta import is_meta
 from ..parameter import Parameter
-from .block import Block
+from .block import HybridBlock
 
 
 def _initializer(block, spec, what: str):
@@ -26,7 +26,7 @@ def _initializer(block, spec, what: str):
     return spec
 
 
-class Dense(Block):
+class Dense(HybridBlock):
     """Fully connected layer: ``y = activation(x @ weight.T + bias)``.
 
     Args:
@@ -48,7 +48,8 @@ class Dense(Block):
                  weight_initializer=None, bias_initializer="zeros", in_units=0, **kwargs):
         super().__init__(**kwargs)
         where = self._where()
-        units = checks.positive_int(units, "units", where, hint="pass the output size, e.g. Dense(256)")
+        # units=0 is accepted here, as Gluon accepts it (a layer built and never run); running it is refused
+        units = checks.non_negative_int(units, "units", where, hint="pass the output size, e.g. Dense(256)")
         in_units = checks.non_negative_int(in_units, "in_units", where,
                                            hint="pass the input size, or 0 to infer it from the first input")
         if activation is not None:
@@ -64,6 +65,9 @@ class Dense(Block):
 
     def forward(self, x):
         self._input(x)
+        if not self._units:
+            raise ArgumentError(f"{self._where()}: units is 0, so the layer has no outputs and cannot run; "
+                                "pass the output size, e.g. Dense(256)")
         if self._flatten and x.ndim != 2:
             x = x.reshape(x.shape[0], math.prod(x.shape[1:]))
         in_units = x.shape[-1]
@@ -81,16 +85,17 @@ class Dense(Block):
         return f"{in_units} -> {self._units}, {'Activation(' + self._act + ')' if self._act else 'linear'}"
 
 
-class Activation(Block):
+class Activation(HybridBlock):
     """An element-wise activation: relu, sigmoid, tanh, softrelu, softsign, gelu, silu."""
 
     def __init__(self, activation, **kwargs):
+        object.__setattr__(self, "_act_name", activation)  # read by _alias, before Block.__init__ names it
         super().__init__(**kwargs)
         self._act = ops.check_activation(activation, self._where())
 
-    @classmethod
-    def _alias(cls) -> str:
-        return "activation"
+    def _alias(self) -> str:
+        name = getattr(self, "_act_name", None)  # Gluon names it after its function: relu0, tanh0
+        return name if isinstance(name, str) and name.isidentifier() else "activation"
 
     def forward(self, x):
         self._input(x, min_ndim=0)
@@ -100,7 +105,7 @@ class Activation(Block):
         return self._act
 
 
-class Dropout(Block):
+class Dropout(HybridBlock):
     """Dropout; gpuinit runs inference only, so it passes its input through unchanged.
 
     Args:
@@ -125,7 +130,7 @@ class Dropout(Block):
         return f"p = {self._rate}"
 
 
-class Flatten(Block):
+class Flatten(HybridBlock):
     """Flatten all but the first axis: ``(N, ...) -> (N, -1)``."""
 
     def forward(self, x):
@@ -133,7 +138,7 @@ class Flatten(Block):
         return x.reshape(x.shape[0], math.prod(x.shape[1:]))
 
 
-class Embedding(Block):
+class Embedding(HybridBlock):
     """A lookup table: integer indices to rows of ``weight`` (``input_dim`` x ``output_dim``).
 
     Indices may be integers, or floats with integral values (as MXNet takes them); each must lie

@@ -6,10 +6,10 @@ from .. import checks, ops
 from ..errors import ArgumentError, ShapeError
 from ..parameter import Parameter
 from .basic_layers import _initializer
-from .block import Block
+from .block import HybridBlock
 
 
-class _Norm(Block):
+class _Norm(HybridBlock):
     """Shared shape logic: per-channel parameters sized from the input's ``axis``."""
 
     _axis = -1
@@ -22,7 +22,7 @@ class _Norm(Block):
 
     def _param(self, name, in_channels, dtype, initializer, role):
         return Parameter(name, (in_channels,), dtype, _initializer(self, initializer, f"{name}_initializer"),
-                         role=role)
+                         role=role, grad_req="null" if role.startswith("running") else "write")  # as Gluon
 
     def _channel_params(self, x):
         self._input(x)

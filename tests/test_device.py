@@ -61,9 +61,10 @@ def test_fallback_without_a_usable_gpu_is_one_log_line():
     code = ("import logging; logging.basicConfig(); import gpuinit; from gpuinit import nn, nd\n"
             "net = nn.Sequential(); net.add(nn.Dense(4)); net.initialize()\n"
             "y = net(nd.random.uniform(shape=(2, 3)))\n"
-            "print(type(y).__module__, gpuinit.default_device())")
+            "import numpy; print(isinstance(y, numpy.ndarray), type(y).__module__.split('.')[0], "
+            "gpuinit.default_device())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
-    assert out.stdout.split() == ["numpy", "cpu"]
+    assert out.stdout.split() == ["True", "gpuinit", "cpu"]  # an NDArray: a NumPy array, not CuPy's
     lines = [line for line in out.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "falling back to NumPy" in lines[0]
 

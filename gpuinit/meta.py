@@ -17,6 +17,7 @@ import numpy as np
 
 from . import dtypes
 from .errors import PlanError, ShapeError
+from .fluent import FluentMethods
 
 
 def _dummy(shape, dtype=bool):
@@ -31,8 +32,9 @@ def _sample(x):
     return x
 
 
-class MetaArray:
-    """An array that has a shape and a dtype but no data."""
+class MetaArray(FluentMethods):
+    """An array that has a shape and a dtype but no data (MXNet NDArray's methods that need no
+    shape-only version come from :class:`~gpuinit.fluent.FluentMethods`)."""
 
     __array_priority__ = 1000
 
@@ -74,14 +76,8 @@ class MetaArray:
             raise ShapeError(f"cannot reshape an array of shape {self.shape} into {shape}: {exc}") from None
         return MetaArray(new, self.dtype)
 
-    def reshape_like(self, other):
-        return self.reshape(tuple(other.shape))
-
     def squeeze(self, axis=None, inplace=False):
         return MetaArray(np.squeeze(_dummy(self.shape), axis).shape, self.dtype)
-
-    def expand_dims(self, axis):
-        return self[(slice(None),) * (axis % (self.ndim + 1)) + (None,)]
 
     def transpose(self, *axes):
         if len(axes) == 1 and not isinstance(axes[0], (int, np.integer)):
@@ -142,53 +138,13 @@ class MetaArray:
         kind = self.dtype if self.dtype.kind == "f" else np.float64
         return self._reduce(axis, keepdims, kind)
 
-    # --- MXNet NDArray's methods, where a forward may call them ------------------------------
-
-    @property
-    def context(self):
-        """The device the real arrays of this pass live on, where known; else the CPU."""
-        from .device import cpu
-        return getattr(self, "_device", None) or cpu()
-
-    ctx = context
-
-    def abs(self):
-        return np.absolute(self)
-
-    def exp(self):
-        return np.exp(self)
-
-    def log(self):
-        return np.log(self)
-
-    def sqrt(self):
-        return np.sqrt(self)
-
-    def square(self):
-        return np.square(self)
-
-    def sign(self):
-        return np.sign(self)
-
-    def relu(self):
-        return np.maximum(self, 0)
-
-    def sigmoid(self):
-        return 1 / (1 + np.exp(-self))
+    # --- MXNet NDArray's methods that answer with shapes here (the rest: FluentMethods) -------
 
     def softmax(self, axis=-1):
         return MetaArray(self.shape, self.dtype)
 
-    def slice_axis(self, axis, begin, end):
-        index = [slice(None)] * self.ndim
-        index[axis] = slice(begin, end)
-        return self[tuple(index)]
-
     def broadcast_to(self, shape):
         return MetaArray(np.broadcast_to(_dummy(self.shape), tuple(shape)).shape, self.dtype)
-
-    def broadcast_like(self, other):
-        return self.broadcast_to(other.shape)
 
     def tile(self, reps):
         return MetaArray(np.tile(_dummy(self.shape, np.int8), reps).shape, self.dtype)
@@ -199,10 +155,6 @@ class MetaArray:
     def one_hot(self, depth, on_value=1.0, off_value=0.0, dtype="float32"):
         return MetaArray(self.shape + (int(depth),), dtype)
 
-    @property
-    def stype(self) -> str:
-        return "default"
-
     def tostype(self, stype):
         return self
 
@@ -211,9 +163,6 @@ class MetaArray:
 
     def as_in_context(self, context):
         return self
-
-    def wait_to_read(self) -> None:
-        pass
 
     def attach_grad(self, grad_req="write", stype=None) -> None:
         pass

@@ -168,15 +168,15 @@ class MetaArray(FluentMethods):
         pass
 
     def asnumpy(self):
-        raise _value_needed("asnumpy() needs the values of an array, and a shape-only pass has none; keep "
-                            "value-dependent code out of forward, or give the layers their input sizes "
-                            "(in_units=, in_channels=) so that no shape inference runs")
+        raise needs_values("asnumpy() needs the values of an array, and a shape-only pass has none; keep "
+                           "value-dependent code out of forward, or give the layers their input sizes "
+                           "(in_units=, in_channels=) so that no shape inference runs")
 
     def asscalar(self):
-        raise _value_needed("asscalar() needs the value of an array, and a shape-only pass has none: control "
-                            "flow on values (a while loop on a norm) cannot be followed by shape inference; "
-                            "give the layers of this block their input sizes (in_units=, in_channels=) so "
-                            "that no shape inference runs, or move the value-dependent code out of forward")
+        raise needs_values("asscalar() needs the value of an array, and a shape-only pass has none: control "
+                           "flow on values (a while loop on a norm) cannot be followed by shape inference; "
+                           "give the layers of this block their input sizes (in_units=, in_channels=) so "
+                           "that no shape inference runs, or move the value-dependent code out of forward")
 
     item = asscalar
 
@@ -239,22 +239,15 @@ class MetaArray(FluentMethods):
 
 
 def needs_values(why: str) -> PlanError:
-    """The error of a shape-only array asked for values: marked so that the first forward pass
-    can follow the block with real values instead (see :func:`gpuinit.lifecycle.first_forward`)."""
+    """The error of a shape-only array asked for values, marked (``gpuinit_needs_values``) so that
+    the first forward pass can tell it from a shape mismatch and follow the block with real values
+    instead (see :func:`gpuinit.lifecycle.first_forward`)."""
     error = PlanError(why)
     error.gpuinit_needs_values = why
     return error
 
 
 # --- shape rules of the NumPy functions a forward may call on MetaArrays -----------------------
-
-
-def _value_needed(why: str) -> PlanError:
-    """A PlanError for code that reads an array's values, marked (``gpuinit_needs_values``) so that a
-    first forward pass can tell it from a shape mismatch."""
-    error = PlanError(why)
-    error.gpuinit_needs_values = why
-    return error
 
 
 def gluon_reshape_shape(shape, spec, reverse=False, size=None):

@@ -46,7 +46,7 @@ from .init import InitDesc, Uniform, create
 from .init.base import resolve_fill, run_hook
 from .meta import MetaArray
 from .parameter import InitRequest, current_step, staging
-from .streams import Fill, FillJobs, give_back_seed, next_seed
+from .streams import Fill, FillJobs, call_seed
 from .streams.keys import derive_key, derive_key_array
 from .streams.keys import check_seed
 
@@ -259,15 +259,8 @@ def initialize(entries, init=None, device=None, force_reinit=False, seed=None, d
                           stacklevel=4)
         if not todo:
             return
-        drawn = seed_value is None
-        if drawn:
-            seed_value = next_seed()
-        try:
+        with call_seed(seed_value) as seed_value:
             _initialize(todo, default, (device, tuple(replicas)), seed_value, defer, explicit)
-        except BaseException:
-            if drawn:
-                give_back_seed(seed_value)
-            raise
 
 
 def _initialize(todo, default, devices, seed_value, defer, explicit=None) -> None:

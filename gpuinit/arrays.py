@@ -24,11 +24,13 @@ import numpy as np
 
 from .backend import is_cupy_array, to_numpy
 from .errors import ArgumentError, ArgumentTypeError
+from .fluent import FluentMethods
 from .meta import gluon_reshape_shape
 
 
-class NDArray(np.ndarray):
-    """A ``numpy.ndarray`` with MXNet NDArray's methods (see the module docstring).
+class NDArray(FluentMethods, np.ndarray):
+    """A ``numpy.ndarray`` with MXNet NDArray's methods (see the module docstring); those it
+    shares with shape-only arrays come from :class:`~gpuinit.fluent.FluentMethods`.
 
     Make one with ``gpuinit.nd`` (``nd.array``, ``nd.zeros``, ``nd.random.uniform``, ...) or
     view any NumPy array as one: ``a.view(NDArray)``.
@@ -50,19 +52,6 @@ class NDArray(np.ndarray):
         return out
 
     # --- where it lives ----------------------------------------------------------------------
-
-    @property
-    def context(self):
-        """The device holding the array: always the CPU for an ``NDArray``."""
-        from .device import cpu
-        return cpu()
-
-    ctx = context
-
-    @property
-    def stype(self) -> str:
-        """Storage type: always ``'default'`` (dense); gpuinit has no sparse storage."""
-        return "default"
 
     def asnumpy(self) -> np.ndarray:
         """A plain ``numpy.ndarray`` copy of the values."""
@@ -114,9 +103,6 @@ class NDArray(np.ndarray):
 
     as_in_ctx = as_in_context
 
-    def wait_to_read(self) -> None:
-        """No-op: NumPy computes eagerly (MXNet's engine is asynchronous)."""
-
     def tostype(self, stype):
         """``self`` for ``'default'``; other storage types are not supported.
 
@@ -137,30 +123,6 @@ class NDArray(np.ndarray):
         self.grad = np.zeros_like(self)
 
     # --- MXNet's fluent methods ---------------------------------------------------------------
-
-    def abs(self):
-        return np.abs(self)
-
-    def exp(self):
-        return np.exp(self)
-
-    def log(self):
-        return np.log(self)
-
-    def sqrt(self):
-        return np.sqrt(self)
-
-    def square(self):
-        return np.square(self)
-
-    def sign(self):
-        return np.sign(self)
-
-    def relu(self):
-        return np.maximum(self, 0)
-
-    def sigmoid(self):
-        return 1 / (1 + np.exp(-self))
 
     def softmax(self, axis=-1):
         from .ops import softmax
@@ -188,9 +150,6 @@ class NDArray(np.ndarray):
             shape = tuple(shape[0])
         return np.ndarray.reshape(self, gluon_reshape_shape(self.shape, shape, reverse, self.size))
 
-    def reshape_like(self, other):
-        return np.ndarray.reshape(self, tuple(other.shape))
-
     def argmax(self, axis=None, out=None, keepdims=False):
         return as_ndarray(np.ndarray.argmax(self, axis, out, keepdims=keepdims))
 
@@ -201,9 +160,6 @@ class NDArray(np.ndarray):
         """Drop axes of length 1 (a view; ``inplace`` is accepted for MXNet's signature)."""
         return np.ndarray.squeeze(self, axis)
 
-    def expand_dims(self, axis):
-        return np.expand_dims(self, axis)
-
     def flip(self, axis):
         return np.flip(self, axis)
 
@@ -212,14 +168,6 @@ class NDArray(np.ndarray):
 
     def broadcast_to(self, shape):
         return np.broadcast_to(self, tuple(shape))
-
-    def broadcast_like(self, other):
-        return np.broadcast_to(self, tuple(other.shape))
-
-    def slice_axis(self, axis, begin, end):
-        index = [slice(None)] * self.ndim
-        index[axis] = slice(begin, end)
-        return self[tuple(index)]
 
     def one_hot(self, depth, on_value=1.0, off_value=0.0, dtype="float32"):
         from .nd import one_hot

@@ -40,13 +40,13 @@ import numpy as np
 from . import checks, dtypes, engine, store
 from .backend import array_module_of, to_numpy
 from .device import as_device, as_devices
-from .draws import Stream
 from .errors import (ArgumentError, ArgumentTypeError, CheckpointError, DeferredInitializationError,
-                     GpuInitError, InitializerError, PlanError, ShapeError, UninitializedParameterError)
+                     GpuInitError, PlanError, ShapeError, UninitializedParameterError)
 from .init import InitDesc, Uniform, create
+from .init.base import resolve_fill, run_hook
 from .meta import MetaArray
 from .parameter import InitRequest, current_step, staging
-from .streams import Fill, FillJobs, give_back_seed, next_seed
+from .streams import Fill, FillJobs, call_seed
 from .streams.keys import derive_key, derive_key_array
 from .streams.keys import check_seed
 
@@ -259,15 +259,8 @@ def initialize(entries, init=None, device=None, force_reinit=False, seed=None, d
                           stacklevel=4)
         if not todo:
             return
-        drawn = seed_value is None
-        if drawn:
-            seed_value = next_seed()
-        try:
+        with call_seed(seed_value) as seed_value:
             _initialize(todo, default, (device, tuple(replicas)), seed_value, defer, explicit)
-        except BaseException:
-            if drawn:
-                give_back_seed(seed_value)
-            raise
 
 
 def _initialize(todo, default, devices, seed_value, defer, explicit=None) -> None:
@@ -529,14 +522,8 @@ def batch_for(entries, keys=None) -> Batch:
         how = known.get(kind) if kind is not None else None
         if how is None:
             how = _fill_of(param, request, shape)
-            if type(how) is Fill:
-                how.check(dtype, f"parameter {param.name!r}")
-                if kind is not None:
-                    known[kind] = how
-            elif not callable(how):
-                raise InitializerError(f"initializer {initializer!r} answered {how!r} for parameter "
-                                       f"{param.name!r}; fill_for must return a Fill or a callable that "
-                                       "fills an array in place")
+            if type(how) is Fill and kind is not None:
+                known[kind] = how
         params.append(param)
         requests.append(request)
         shapes.append(shape)
@@ -546,39 +533,9 @@ def batch_for(entries, keys=None) -> Batch:
 
 
 def _fill_of(param, request, shape):
-    """The initializer's answer for one parameter, its errors naming the parameter."""
+    """The initializer's answer for one parameter, checked; its errors name the parameter."""
     desc = InitDesc(param.name, param.role, request.path, shape, param.dtype, request.own)
-    try:
-        return request.initializer.fill_for(desc)
-    except MemoryError:
-        raise  # gpuinit's OutOfMemoryError included: out of memory is reported as such
-    except GpuInitError as exc:
-        if param.name in str(exc):
-            raise
-        raise type(exc)(f"parameter {param.name!r} (shape {shape!r}): {exc}") from exc
-    except Exception as exc:
-        raise InitializerError(f"initializer {request.initializer!r} cannot fill parameter "
-                               f"{param.name!r} (shape {shape!r}): {type(exc).__name__}: "
-                               f"{exc}") from exc
-
-
-def _run_hook(param, request, hook, array) -> None:
-    """Fill ``array`` with a Python initializer, its parameter's stream active."""
-    array[...] = 0
-    try:
-        with Stream(request.key):
-            hook(array)
-    except MemoryError:
-        raise  # gpuinit's OutOfMemoryError included: out of memory is reported as such
-    except GpuInitError as exc:
-        if param.name in str(exc):
-            raise
-        raise InitializerError(f"initializing parameter {param.name!r} (shape "
-                               f"{param.shape!r}) failed: {exc}") from exc
-    except Exception as exc:
-        raise InitializerError(f"initializer {request.initializer!r} failed on parameter "
-                               f"{param.name!r} (shape {param.shape!r}): "
-                               f"{type(exc).__name__}: {exc}") from exc
+    return resolve_fill(request.initializer, desc)
 
 
 def _fill(step, batch, progress=None, shards=False) -> list:
@@ -603,14 +560,14 @@ def _fill(step, batch, progress=None, shards=False) -> list:
                     view = out[i] = store.flat_view(arena, offset, int(batch.sizes[i]), dtype)
                     if type(how) is not Fill and view.size:
                         whole = device.xp.empty(batch.shapes[i], dtype)
-                        _run_hook(batch.params[i], batch.requests[i], how, whole)
+                        run_hook(how, whole, batch.requests[i].key, batch.params[i].name)
                         start = int(batch.starts[i])
                         view[...] = whole.reshape(-1)[start:start + view.size]
                         whole = None
                 else:
                     data = out[i] = store.ArenaSlice(arena, offset, batch.shapes[i], dtype)
                     if type(how) is not Fill:
-                        _run_hook(batch.params[i], batch.requests[i], how, data.array())
+                        run_hook(how, data.array(), batch.requests[i].key, batch.params[i].name)
                 if progress and type(how) is not Fill:
                     progress(int(batch.sizes[i]) * dtype.itemsize)
             if device.is_gpu:

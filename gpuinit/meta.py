@@ -17,6 +17,7 @@ import numpy as np
 
 from . import dtypes
 from .errors import PlanError, ShapeError
+from .fluent import FluentMethods
 
 
 def _dummy(shape, dtype=bool):
@@ -31,8 +32,9 @@ def _sample(x):
     return x
 
 
-class MetaArray:
-    """An array that has a shape and a dtype but no data."""
+class MetaArray(FluentMethods):
+    """An array that has a shape and a dtype but no data (MXNet NDArray's methods that need no
+    shape-only version come from :class:`~gpuinit.fluent.FluentMethods`)."""
 
     __array_priority__ = 1000
 
@@ -74,14 +76,8 @@ class MetaArray:
             raise ShapeError(f"cannot reshape an array of shape {self.shape} into {shape}: {exc}") from None
         return MetaArray(new, self.dtype)
 
-    def reshape_like(self, other):
-        return self.reshape(tuple(other.shape))
-
     def squeeze(self, axis=None, inplace=False):
         return MetaArray(np.squeeze(_dummy(self.shape), axis).shape, self.dtype)
-
-    def expand_dims(self, axis):
-        return self[(slice(None),) * (axis % (self.ndim + 1)) + (None,)]
 
     def transpose(self, *axes):
         if len(axes) == 1 and not isinstance(axes[0], (int, np.integer)):
@@ -142,53 +138,13 @@ class MetaArray:
         kind = self.dtype if self.dtype.kind == "f" else np.float64
         return self._reduce(axis, keepdims, kind)
 
-    # --- MXNet NDArray's methods, where a forward may call them ------------------------------
-
-    @property
-    def context(self):
-        """The device the real arrays of this pass live on, where known; else the CPU."""
-        from .device import cpu
-        return getattr(self, "_device", None) or cpu()
-
-    ctx = context
-
-    def abs(self):
-        return np.absolute(self)
-
-    def exp(self):
-        return np.exp(self)
-
-    def log(self):
-        return np.log(self)
-
-    def sqrt(self):
-        return np.sqrt(self)
-
-    def square(self):
-        return np.square(self)
-
-    def sign(self):
-        return np.sign(self)
-
-    def relu(self):
-        return np.maximum(self, 0)
-
-    def sigmoid(self):
-        return 1 / (1 + np.exp(-self))
+    # --- MXNet NDArray's methods that answer with shapes here (the rest: FluentMethods) -------
 
     def softmax(self, axis=-1):
         return MetaArray(self.shape, self.dtype)
 
-    def slice_axis(self, axis, begin, end):
-        index = [slice(None)] * self.ndim
-        index[axis] = slice(begin, end)
-        return self[tuple(index)]
-
     def broadcast_to(self, shape):
         return MetaArray(np.broadcast_to(_dummy(self.shape), tuple(shape)).shape, self.dtype)
-
-    def broadcast_like(self, other):
-        return self.broadcast_to(other.shape)
 
     def tile(self, reps):
         return MetaArray(np.tile(_dummy(self.shape, np.int8), reps).shape, self.dtype)
@@ -199,10 +155,6 @@ class MetaArray:
     def one_hot(self, depth, on_value=1.0, off_value=0.0, dtype="float32"):
         return MetaArray(self.shape + (int(depth),), dtype)
 
-    @property
-    def stype(self) -> str:
-        return "default"
-
     def tostype(self, stype):
         return self
 
@@ -212,22 +164,19 @@ class MetaArray:
     def as_in_context(self, context):
         return self
 
-    def wait_to_read(self) -> None:
-        pass
-
     def attach_grad(self, grad_req="write", stype=None) -> None:
         pass
 
     def asnumpy(self):
-        raise _value_needed("asnumpy() needs the values of an array, and a shape-only pass has none; keep "
-                            "value-dependent code out of forward, or give the layers their input sizes "
-                            "(in_units=, in_channels=) so that no shape inference runs")
+        raise needs_values("asnumpy() needs the values of an array, and a shape-only pass has none; keep "
+                           "value-dependent code out of forward, or give the layers their input sizes "
+                           "(in_units=, in_channels=) so that no shape inference runs")
 
     def asscalar(self):
-        raise _value_needed("asscalar() needs the value of an array, and a shape-only pass has none: control "
-                            "flow on values (a while loop on a norm) cannot be followed by shape inference; "
-                            "give the layers of this block their input sizes (in_units=, in_channels=) so "
-                            "that no shape inference runs, or move the value-dependent code out of forward")
+        raise needs_values("asscalar() needs the value of an array, and a shape-only pass has none: control "
+                           "flow on values (a while loop on a norm) cannot be followed by shape inference; "
+                           "give the layers of this block their input sizes (in_units=, in_channels=) so "
+                           "that no shape inference runs, or move the value-dependent code out of forward")
 
     item = asscalar
 
@@ -290,22 +239,15 @@ class MetaArray:
 
 
 def needs_values(why: str) -> PlanError:
-    """The error of a shape-only array asked for values: marked so that the first forward pass
-    can follow the block with real values instead (see :func:`gpuinit.lifecycle.first_forward`)."""
+    """The error of a shape-only array asked for values, marked (``gpuinit_needs_values``) so that
+    the first forward pass can tell it from a shape mismatch and follow the block with real values
+    instead (see :func:`gpuinit.lifecycle.first_forward`)."""
     error = PlanError(why)
     error.gpuinit_needs_values = why
     return error
 
 
 # --- shape rules of the NumPy functions a forward may call on MetaArrays -----------------------
-
-
-def _value_needed(why: str) -> PlanError:
-    """A PlanError for code that reads an array's values, marked (``gpuinit_needs_values``) so that a
-    first forward pass can tell it from a shape mismatch."""
-    error = PlanError(why)
-    error.gpuinit_needs_values = why
-    return error
 
 
 def gluon_reshape_shape(shape, spec, reverse=False, size=None):

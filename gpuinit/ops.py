@@ -325,6 +325,26 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     return conv(x, weight, bias, stride, padding, dilation, groups, k=2, where="conv2d")
 
 
+def _conv_args(x, weight, stride, padding, dilation, groups, k, where, weight_layout):
+    """The checks :func:`conv` and :func:`conv_transpose` share: the input's and weight's ranks, a
+    weight with no empty dimension, and the arguments as tuples of ``k`` (the spatial rank).
+
+    Returns:
+        ``(k, stride, padding, dilation, groups)``.
+    """
+    k = _spatial_rank(x, where) if k is None else k
+    stride, padding = _ntuple(stride, k, "strides", where), _ntuple(padding, k, "padding", where, minimum=0)
+    dilation = _ntuple(dilation, k, "dilation", where)
+    groups = checks.positive_int(groups, "groups", where)
+    _image_input(x, where, k)
+    if len(weight.shape) != k + 2:
+        raise ShapeError(f"{where}: weight must be {weight_layout} with {k} kernel dimensions, got shape "
+                         f"{tuple(weight.shape)}")
+    if min(weight.shape) < 1:
+        raise ShapeError(f"{where}: weight shape {tuple(weight.shape)} has an empty dimension")
+    return k, stride, padding, dilation, groups
+
+
 def conv(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, k=None, where="conv"):
     """Convolution (cross-correlation) over 1, 2 or 3 spatial axes, channels first (NCW, NCHW,
     NCDHW); ``weight`` is (O, C/groups, *kernel).
@@ -333,18 +353,10 @@ def conv(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, k=None
         ArgumentError: a stride or dilation below 1, a negative padding, groups that do not divide
             the channels; ShapeError: shapes that do not fit, or an input too small for the kernel.
     """
-    k = _spatial_rank(x, where) if k is None else k
-    stride, padding = _ntuple(stride, k, "strides", where), _ntuple(padding, k, "padding", where, minimum=0)
-    dilation = _ntuple(dilation, k, "dilation", where)
-    groups = checks.positive_int(groups, "groups", where)
-    _image_input(x, where, k)
-    if len(weight.shape) != k + 2:
-        raise ShapeError(f"{where}: weight must be (out_channels, in_channels/groups, *kernel) with {k} kernel "
-                         f"dimensions, got shape {tuple(weight.shape)}")
+    k, stride, padding, dilation, groups = _conv_args(x, weight, stride, padding, dilation, groups, k, where,
+                                                      "(out_channels, in_channels/groups, *kernel)")
     n, c, *size = x.shape
     o, cg, *kernel = weight.shape
-    if min(weight.shape) < 1:
-        raise ShapeError(f"{where}: weight shape {tuple(weight.shape)} has an empty dimension")
     if c != cg * groups or o % groups:
         raise ShapeError(f"{where}: input has {c} channels and weight shape {tuple(weight.shape)} with "
                          f"groups={groups}; the input needs {cg * groups} channels and {o} must divide by "
@@ -384,24 +396,16 @@ def conv_transpose(x, weight, bias=None, stride=1, padding=0, dilation=1, groups
         ArgumentError: a stride or dilation below 1, a negative padding or output_padding, an
             output_padding not below its stride or dilation; ShapeError: shapes that do not fit.
     """
-    k = _spatial_rank(x, where) if k is None else k
-    stride, padding = _ntuple(stride, k, "strides", where), _ntuple(padding, k, "padding", where, minimum=0)
-    dilation = _ntuple(dilation, k, "dilation", where)
+    k, stride, padding, dilation, groups = _conv_args(x, weight, stride, padding, dilation, groups, k, where,
+                                                      "(in_channels, out_channels/groups, *kernel)")
     output_padding = _ntuple(output_padding, k, "output_padding", where, minimum=0)
-    groups = checks.positive_int(groups, "groups", where)
     for a in range(k):
         if output_padding[a] >= max(stride[a], dilation[a]):
             raise ArgumentError(f"{where}: output_padding {output_padding} must be smaller than the strides "
                                 f"{stride} or the dilation {dilation} on each axis; use a smaller "
                                 "output_padding")
-    _image_input(x, where, k)
-    if len(weight.shape) != k + 2:
-        raise ShapeError(f"{where}: weight must be (in_channels, out_channels/groups, *kernel) with {k} "
-                         f"kernel dimensions, got shape {tuple(weight.shape)}")
     n, c, *size = x.shape
     cw, og, *kernel = weight.shape
-    if min(weight.shape) < 1:
-        raise ShapeError(f"{where}: weight shape {tuple(weight.shape)} has an empty dimension")
     if c != cw or c % groups:
         raise ShapeError(f"{where}: input has {c} channels and weight shape {tuple(weight.shape)} with "
                          f"groups={groups}; the input needs {cw} channels, a multiple of {groups}")

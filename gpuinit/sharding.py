@@ -253,10 +253,9 @@ def fill_pieces(device, pieces, seed: int) -> None:
             its values would overflow the dtype; GpuInitError: an ``out`` the fills cannot write.
             Memory already written may hold part of the numbers then.
     """
-    from .draws import Stream
     from .engine import fill_arrays
-    from .errors import GpuInitError, InitializerError
-    from .init.base import InitDesc
+    from .errors import GpuInitError
+    from .init.base import InitDesc, resolve_fill, run_hook
     from .streams import Fill
     from .streams.keys import derive_key_array
 
@@ -272,17 +271,7 @@ def fill_pieces(device, pieces, seed: int) -> None:
         how = known.get(kind)
         if how is None:
             desc = InitDesc(piece.path, piece.role, piece.path, piece.shape, dtype, own=True)
-            try:
-                how = piece.initializer.fill_for(desc)
-            except GpuInitError as exc:
-                if piece.path in str(exc):
-                    raise
-                raise type(exc)(f"parameter {piece.path!r} (shape {piece.shape!r}): {exc}") from exc
-            if type(how) is Fill:
-                how.check(dtype, f"parameter {piece.path!r}")
-            elif not callable(how):
-                raise InitializerError(f"initializer {piece.initializer!r} answered {how!r} for parameter "
-                                       f"{piece.path!r}; fill_for must return a Fill or a callable")
+            how = resolve_fill(piece.initializer, desc)
             if type(piece.initializer).__dict__.get("pure_fills") is not None:
                 known[kind] = how
         total = math.prod(piece.shape)
@@ -296,13 +285,6 @@ def fill_pieces(device, pieces, seed: int) -> None:
     fill_arrays(device, jobs)
     for piece, hook, key in hooks:
         with device.activate():
-            whole = device.xp.zeros(piece.shape, piece.out.dtype)
-            try:
-                with Stream(key):
-                    hook(whole)
-            except GpuInitError as exc:
-                if piece.path in str(exc):
-                    raise
-                raise InitializerError(f"initializing parameter {piece.path!r} (shape {piece.shape!r}) "
-                                       f"failed: {exc}") from exc
+            whole = device.xp.empty(piece.shape, piece.out.dtype)
+            run_hook(hook, whole, key, piece.path)
             piece.out[...] = whole.reshape(-1)[piece.start:piece.start + piece.out.size]

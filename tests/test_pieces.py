@@ -49,3 +49,26 @@ def test_dim0_range_is_torch_chunk():
     assert [sharding.dim0_range((7, 3), r, 3) for r in range(3)] == [(0, 9), (9, 18), (18, 21)]
     assert [sharding.dim0_range((2, 4), r, 3) for r in range(3)] == [(0, 4), (4, 8), (8, 8)]
     assert [sharding.dim0_range((), r, 2) for r in range(2)] == [(0, 1), (1, 1)]
+
+
+class _Boom(init.Initializer):
+    def _init_weight(self, name, arr):
+        raise ValueError("boom")
+
+
+class _AnswersNumber(init.Initializer):
+    def fill_for(self, desc):
+        return 42
+
+
+@pytest.mark.parametrize("initializer, words", [
+    (_Boom(), r"parameter 'w' \(shape \(2, 3\)\): its initializer failed: ValueError: boom"),
+    (_AnswersNumber(), r"parameter 'w': initializer _AnswersNumber\(\) answered 42; fill_for must return"),
+], ids=["a failing Python hook", "an answer that is no fill"])
+def test_pieces_and_parameters_report_a_bad_initializer_in_the_same_words(initializer, words):
+    with pytest.raises(InitializerError, match=words):
+        sharding.fill_pieces(gpuinit.cpu(), [(np.empty(6, np.float32), "w", (2, 3), initializer)], 0)
+    p = gpuinit.Parameter("w", shape=(2, 3), init=initializer)
+    with pytest.raises(InitializerError, match=words):
+        p.initialize(device="cpu", seed=0)
+    assert not p.initialized

@@ -1,6 +1,7 @@
 """MXNet's ``mxnet.gluon`` namespace over gpuinit, so Gluon 1.x code runs with only imports changed.
 
-``gluon.nn`` is :mod:`gpuinit.nn`, ``gluon.Parameter``/``gluon.ParameterDict`` are gpuinit's, and
+``gluon.nn`` is :mod:`gpuinit.nn`, ``gluon.Parameter``/``gluon.ParameterDict``/``gluon.Constant``
+(a fixed-value parameter, what ``ParameterDict.get_constant`` makes) are gpuinit's, and
 ``gluon.parameter`` is :mod:`gpuinit.parameter`. What Gluon has for training (``Trainer``,
 ``loss``, ``data``, ``utils``, ...) is out of gpuinit's scope: asking for it raises an
 ``AttributeError`` that says so.
@@ -11,7 +12,7 @@ import sys
 from .. import nn, parameter
 from ..errors import DeferredInitializationError
 from ..nn import Block, HybridBlock
-from ..parameter import Parameter, ParameterDict
+from ..parameter import Constant, Parameter, ParameterDict
 
 # ``import gpuinit.gluon.nn`` and ``from gpuinit.gluon.parameter import ...`` work as in MXNet.
 sys.modules.setdefault(__name__ + ".nn", nn)
@@ -28,5 +29,5 @@ def __getattr__(name):
     raise AttributeError(f"module 'gpuinit.gluon' has no attribute {name!r}")
 
 
-__all__ = ["Block", "DeferredInitializationError", "HybridBlock", "Parameter", "ParameterDict", "nn",
-           "parameter"]
+__all__ = ["Block", "Constant", "DeferredInitializationError", "HybridBlock", "Parameter", "ParameterDict",
+           "nn", "parameter"]

@@ -21,8 +21,8 @@ import numpy as np
 
 from .. import dtypes
 from ..device import device_of
-from ..draws import active_or_new_stream
-from ..errors import InitializerError
+from ..draws import Stream, active_or_new_stream
+from ..errors import GpuInitError, InitializerError
 from ..arrays import as_ndarray
 from ..streams import Fill
 
@@ -267,6 +267,75 @@ class Initializer:
 
     def _init_default(self, name, arr):
         fill_in_place(arr, self._default_fill(name))
+
+
+def resolve_fill(initializer, desc: InitDesc, what: str | None = None):
+    """``initializer``'s answer for the tensor ``desc``, checked: a :class:`Fill` its dtype can hold,
+    or a callable (a Python hook, run with :func:`run_hook`).
+
+    The one place where an initializer is asked for a named tensor (gpuinit's parameters, the
+    shards of :func:`gpuinit.sharding.fill_pieces`, the bridges' tensors and leaves), so that its
+    failures read the same everywhere: they name the tensor and its shape.
+
+    Args:
+        initializer: an :class:`Initializer`.
+        desc: the tensor (its name, role, shape and dtype).
+        what: how errors name the tensor (default ``"parameter '<name>'"``).
+
+    Raises:
+        InitializerError: the initializer fails on the tensor, answers something other than a Fill
+            or a callable, or its values would overflow the dtype; another GpuInitError of the
+            initializer, with the tensor named. A MemoryError passes through as it is.
+    """
+    what = what or f"parameter {str(desc)!r}"
+    try:
+        how = initializer.fill_for(desc)
+    except MemoryError:
+        raise  # gpuinit's OutOfMemoryError included: out of memory is reported as such
+    except GpuInitError as exc:
+        if str(desc) in str(exc):
+            raise
+        raise type(exc)(f"{what} (shape {desc.shape!r}): {exc}") from exc
+    except Exception as exc:
+        raise InitializerError(f"{what} (shape {desc.shape!r}): initializer {initializer!r} cannot fill it: "
+                               f"{type(exc).__name__}: {exc}") from exc
+    if isinstance(how, Fill):
+        how.check(desc.dtype, what)
+    elif not callable(how):
+        raise InitializerError(f"{what}: initializer {initializer!r} answered {how!r}; fill_for must return a "
+                               "Fill or a callable that fills an array in place")
+    return how
+
+
+def run_hook(hook, array, key, name: str, what: str | None = None) -> None:
+    """Run a Python initializer ``hook`` on ``array`` (zeroed first), the stream ``key`` active,
+    so that ``gpuinit.nd.random`` inside it draws the tensor's own numbers.
+
+    Args:
+        hook: the callable :func:`resolve_fill` gave; it fills the array in place.
+        array: the whole tensor (NumPy or CuPy), on the current device.
+        key: the tensor's stream key, ``(k0, k1)``.
+        name: the tensor's name, as its errors may already give it.
+        what: how errors name the tensor (default ``"parameter '<name>'"``).
+
+    Raises:
+        InitializerError: the hook failed (naming the tensor and its shape); a MemoryError
+            passes through as it is.
+    """
+    what = what or f"parameter {name!r}"
+    array[...] = 0
+    try:
+        with Stream(key):
+            hook(array)
+    except MemoryError:
+        raise  # gpuinit's OutOfMemoryError included: out of memory is reported as such
+    except GpuInitError as exc:
+        if name in str(exc):
+            raise
+        raise InitializerError(f"{what} (shape {tuple(array.shape)!r}): initializing it failed: {exc}") from exc
+    except Exception as exc:
+        raise InitializerError(f"{what} (shape {tuple(array.shape)!r}): its initializer failed: "
+                               f"{type(exc).__name__}: {exc}") from exc
 
 
 def _json_default(value):

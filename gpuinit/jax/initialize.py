@@ -14,9 +14,9 @@ import jax
 import numpy as np
 
 from .. import backend, sharding as sharding_mod, store
-from ..draws import Stream
 from ..engine import run as run_fills
-from ..errors import GpuInitError, InitializerError, OutOfMemoryError
+from ..errors import OutOfMemoryError
+from ..init.base import run_hook
 from ..store import format_bytes
 from ..streams import Fill, FillJobs, check_seed
 from ..streams.keys import derive_key_array
@@ -116,7 +116,7 @@ def _make_device(work, keys, jax_device, numbers, offsets, size, wholes) -> dict
     with where.activate():
         for number, leaf_number, index in hooks:
             if leaf_number not in wholes:
-                wholes[leaf_number] = _run_hook(work, keys, leaf_number)
+                wholes[leaf_number] = _hooked_whole(work, keys, leaf_number)
             views[number][...] = where.xp.asarray(wholes[leaf_number][index])
         if where.is_gpu:
             where.xp.cuda.get_current_stream().synchronize()
@@ -141,23 +141,11 @@ def _joined(jobs) -> FillJobs:
     return FillJobs(*columns)
 
 
-def _run_hook(work, keys, leaf_number) -> np.ndarray:
+def _hooked_whole(work, keys, leaf_number) -> np.ndarray:
     """A Python initializer's whole leaf, on the host, its stream active (it needs the whole)."""
     leaf, hook = work.leaves[leaf_number], work.fills[leaf_number]
-    whole = np.zeros(leaf.shape, leaf.dtype)
-    try:
-        with Stream(tuple(int(k) for k in keys[leaf_number])):
-            hook(whole)
-    except MemoryError:
-        raise
-    except GpuInitError as exc:
-        if leaf.path in str(exc):
-            raise
-        raise InitializerError(f"{WHERE}: initializing leaf {leaf.path!r} (shape {leaf.shape!r}) failed: "
-                               f"{exc}") from exc
-    except Exception as exc:
-        raise InitializerError(f"{WHERE}: the initializer of leaf {leaf.path!r} (shape {leaf.shape!r}) failed: "
-                               f"{type(exc).__name__}: {exc}") from exc
+    whole = np.empty(leaf.shape, leaf.dtype)
+    run_hook(hook, whole, tuple(int(k) for k in keys[leaf_number]), leaf.path, f"{WHERE}: leaf {leaf.path!r}")
     return whole
 
 

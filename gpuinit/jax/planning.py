@@ -22,8 +22,7 @@ import numpy as np
 
 from .. import backend, store
 from ..device import Device, cpu
-from ..errors import GpuInitError, InitializerError
-from ..init import InitDesc
+from ..init.base import InitDesc, resolve_fill
 from ..store import format_bytes
 from ..streams import Fill
 from . import defaults, leaves as leaves_mod
@@ -133,21 +132,7 @@ def _fill_of(leaf, initializer):
     if not leaf.size:
         return Fill.constant(0.0)
     desc = InitDesc(leaf.path, "weight", leaf.path, leaf.shape, leaf.dtype, own=True)
-    try:
-        how = initializer.fill_for(desc)
-    except GpuInitError as exc:
-        if leaf.path in str(exc):
-            raise
-        raise type(exc)(f"{WHERE}: leaf {leaf.path!r} (shape {leaf.shape!r}): {exc}") from exc
-    except Exception as exc:
-        raise InitializerError(f"{WHERE}: initializer {initializer!r} cannot fill leaf {leaf.path!r} (shape "
-                               f"{leaf.shape!r}): {type(exc).__name__}: {exc}") from exc
-    if isinstance(how, Fill):
-        how.check(leaf.dtype, f"leaf {leaf.path!r}")
-    elif not callable(how):
-        raise InitializerError(f"{WHERE}: initializer {initializer!r} answered {how!r} for leaf {leaf.path!r}; "
-                               "fill_for must return a Fill or a callable that fills an array in place")
-    return how
+    return resolve_fill(initializer, desc, f"{WHERE}: leaf {leaf.path!r}")
 
 
 def _default_device():

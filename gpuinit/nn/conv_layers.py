@@ -201,17 +201,33 @@ Conv2DTranspose = _conv_class("Conv2DTranspose", 2, True)
 Conv3DTranspose = _conv_class("Conv3DTranspose", 3, True)
 
 
-class _Pool(HybridBlock):
+class _Pooling(HybridBlock):
+    """What windowed and global pooling share: ``_type`` (``'max'`` or ``'avg'``), ``_dims``
+    spatial axes, and the layout (channels first or last)."""
+
     _type = "max"
     _dims = 2
 
-    def __init__(self, pool_size=2, strides=None, padding=0, layout=None, ceil_mode=False,
-                 count_include_pad=True, **kwargs):
+    def __init__(self, layout=None, **kwargs):
         super().__init__(**kwargs)
-        where = self._where()
         k = self._dims
         self._layout_name = _FIRST[k] if layout is None else layout
         self._first = _layout(self, self._layout_name, k)
+
+    @classmethod
+    def _alias(cls) -> str:
+        return "pool"
+
+    def _checked_input(self, x):
+        self._input(x, ndim=self._dims + 2, what=f"input ({self._layout_name})")
+
+
+class _Pool(_Pooling):
+    def __init__(self, pool_size=2, strides=None, padding=0, layout=None, ceil_mode=False,
+                 count_include_pad=True, **kwargs):
+        super().__init__(layout, **kwargs)
+        where = self._where()
+        k = self._dims
         self._size = checks.int_tuple(pool_size, k, "pool_size", where)
         self._strides = checks.int_tuple(strides, k, "strides", where) if strides is not None else self._size
         self._padding = checks.int_tuple(padding, k, "padding", where, minimum=0)
@@ -221,13 +237,9 @@ class _Pool(HybridBlock):
         self._ceil_mode = checks.flag(ceil_mode, "ceil_mode", where)
         self._count_include_pad = checks.flag(count_include_pad, "count_include_pad", where)
 
-    @classmethod
-    def _alias(cls) -> str:
-        return "pool"
-
     def forward(self, x):
         k = self._dims
-        self._input(x, ndim=k + 2, what=f"input ({self._layout_name})")
+        self._checked_input(x)
         if not self._first:
             x = _to_first(x, k)
         try:
@@ -244,23 +256,10 @@ class _Pool(HybridBlock):
         return text
 
 
-class _GlobalPool(HybridBlock):
-    _type = "avg"
-    _dims = 2
-
-    def __init__(self, layout=None, **kwargs):
-        super().__init__(**kwargs)
-        k = self._dims
-        self._layout_name = _FIRST[k] if layout is None else layout
-        self._first = _layout(self, self._layout_name, k)
-
-    @classmethod
-    def _alias(cls) -> str:
-        return "pool"
-
+class _GlobalPool(_Pooling):
     def forward(self, x):
         k = self._dims
-        self._input(x, ndim=k + 2, what=f"input ({self._layout_name})")
+        self._checked_input(x)
         axes = tuple(range(2, k + 2)) if self._first else tuple(range(1, k + 1))
         if any(x.shape[a] == 0 for a in axes):
             raise ShapeError(f"{self._where()}: the input of shape {tuple(x.shape)} has no spatial extent")

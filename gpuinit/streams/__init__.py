@@ -13,9 +13,9 @@ The CUDA kernels (``gpuinit/kernels/``) are the GPU's implementation of the same
 """
 
 from .cpu import cpu_workers, fill_many
-from .keys import check_seed, derive_key, derive_keys, give_back_seed, next_seed, seed
+from .keys import call_seed, check_seed, derive_key, derive_keys, give_back_seed, next_seed, seed
 from .reference import generate, raw_words
 from .spec import CONTRACT_VERSION, FAMILIES, Fill, FillJob, FillJobs
 
-__all__ = ["CONTRACT_VERSION", "FAMILIES", "Fill", "FillJob", "FillJobs", "check_seed", "cpu_workers", "derive_key", "derive_keys", "fill_many",
+__all__ = ["CONTRACT_VERSION", "FAMILIES", "Fill", "FillJob", "FillJobs", "call_seed", "check_seed", "cpu_workers", "derive_key", "derive_keys", "fill_many",
            "generate", "give_back_seed", "next_seed", "raw_words", "seed"]

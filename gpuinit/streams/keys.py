@@ -9,6 +9,7 @@ counter (:func:`seed`).
 from __future__ import annotations
 
 import threading
+from contextlib import contextmanager
 from functools import lru_cache
 
 import numpy as np
@@ -63,6 +64,28 @@ def give_back_seed(value: int) -> None:
     with _seed_lock:
         if _seed_state["seed"] is not None and _seed_state["seed"] + _seed_state["count"] - 1 == value:
             _seed_state["count"] -= 1
+
+
+@contextmanager
+def call_seed(value=None):
+    """The seed of one call: ``value`` checked, or with ``None`` the next unseeded one
+    (:func:`next_seed`), handed back (:func:`give_back_seed`) if the call fails.
+
+    Example:
+        >>> from gpuinit.streams.keys import call_seed
+        >>> with call_seed(7) as seed_value:
+        ...     seed_value
+        7
+    """
+    if value is not None:
+        yield check_seed(value)
+        return
+    value = next_seed()
+    try:
+        yield value
+    except BaseException:
+        give_back_seed(value)
+        raise
 
 
 @lru_cache(maxsize=65536)

@@ -19,6 +19,7 @@ import sys
 
 from ..errors import ArgumentError
 from ..sharding import dim0_range
+from ..streams import call_seed
 
 
 def _dtensor_type():
@@ -108,7 +109,7 @@ def check_seed_shared(seed, where: str) -> None:
 
 def materialize(module, slots, device, seed, dtype, where):
     """``to_empty`` (FSDP2 re-points its shards) and fill each rank's local shards in place."""
-    from .materialize import _seed, fill_in_place, give_back_seed
+    from .materialize import fill_in_place
     check_placements(slots, where)
     check_seed_shared(seed, where)
     if dtype is not None:
@@ -118,14 +119,9 @@ def materialize(module, slots, device, seed, dtype, where):
     if any(not slot.tensor.is_meta for slot in slots):
         raise ArgumentError(f"{where}: reinit=True is not supported for an FSDP2 module; call "
                             "gpuinit.torch.fill_(module) to re-initialize its shards in place")
-    seed_value, drawn = _seed(seed, where)
-    try:
+    with call_seed(seed) as seed_value:
         module.to_empty(device=device)
         fill_in_place(slots, seed_value, where)
-    except BaseException:
-        if drawn:
-            give_back_seed(seed_value)
-        raise
     return module
 
 

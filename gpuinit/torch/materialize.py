@@ -23,8 +23,7 @@ from ..device import Device, host_memory
 from ..errors import ArgumentError, DeviceError, InitializerError, OutOfMemoryError
 from ..init import Initializer
 from ..sharding import Piece, fill_pieces
-from ..streams import give_back_seed, next_seed
-from ..streams.keys import check_seed
+from ..streams import call_seed
 from . import fsdp
 from .slots import FLOATS, collect, numpy_dtype
 
@@ -109,12 +108,6 @@ def _check_dtype_arg(dtype, where):
         raise ArgumentError(f"{where}: dtype must be one of {[str(d) for d in FLOATS]}, got {dtype!r}; "
                             "pass e.g. dtype=torch.bfloat16 (it applies to the floating tensors only)")
     return dtype
-
-
-def _seed(seed, where):
-    if seed is None:
-        return next_seed(), True
-    return check_seed(seed), False
 
 
 class _Filler:
@@ -259,13 +252,8 @@ def _materialize_checked(module, device, seed, rules, dtype, unknown, reinit):
     target = target_device(module, device, where)
     if fsdp.has_dtensors(module):
         return fsdp.materialize(module, slots, target, seed, dtype, where)
-    seed_value, drawn = _seed(seed, where)
-    try:
+    with call_seed(seed) as seed_value:
         _materialize(module, slots, target, seed_value, dtype, where)
-    except BaseException:
-        if drawn:
-            give_back_seed(seed_value)
-        raise
     return module
 
 
@@ -368,13 +356,8 @@ def _fill_checked(module, seed, rules, unknown):
     fsdp.check_placements(slots, where)
     if fsdp.has_dtensors(module):
         fsdp.check_seed_shared(seed, where)
-    seed_value, drawn = _seed(seed, where)
-    try:
+    with call_seed(seed) as seed_value:
         fill_in_place(slots, seed_value, where)
-    except BaseException:
-        if drawn:
-            give_back_seed(seed_value)
-        raise
     return module
 
 

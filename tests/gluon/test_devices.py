@@ -27,6 +27,7 @@ def test_a_list_of_devices_replicates_each_parameter():
     assert first is not second and np.array_equal(first, second)
     assert p.data(cpu(1)) is second and p.data() is first and p.data(ctx=cpu(0)) is first
     assert len(p.list_grad()) == 2
+    assert p.data(cpu(1)).context == cpu(1) and p.data(cpu(1)).ctx == cpu(1) and p.data().context == cpu(0)
 
 
 def test_each_replica_lives_in_its_own_devices_arena():

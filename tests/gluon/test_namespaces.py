@@ -17,6 +17,11 @@ def test_gluon_namespace():
     assert gnn is gpuinit.nn and gpuinit.gluon.nn is gpuinit.nn
     assert gluon.Parameter is gpuinit.Parameter and gluon.ParameterDict is gpuinit.ParameterDict
     assert gluon.Block is gpuinit.nn.Block and gluon.HybridBlock is gpuinit.nn.HybridBlock
+    assert gluon.Constant is gpuinit.parameter.Constant
+    const = gluon.Constant("const", np.arange(6.0).reshape(2, 3))
+    const.initialize(ctx=[mx.cpu(0), mx.cpu(1)])
+    assert const.grad_req == "null" and np.array_equal(const.data(mx.cpu(1)), np.arange(6.0).reshape(2, 3))
+    assert const.data(mx.cpu(1)).context == mx.cpu(1)
     assert importlib.import_module("gpuinit.gluon.parameter").DeferredInitializationError is \
         gpuinit.DeferredInitializationError
     net = gluon.nn.Sequential()

@@ -87,6 +87,23 @@ def test_a_seed_given_back_is_the_next_one_again_only_if_it_was_the_last():
     assert streams.next_seed() == 52
 
 
+def test_call_seed_hands_back_a_drawn_seed_only_when_the_call_fails():
+    streams.seed(70)
+    with pytest.raises(RuntimeError):
+        with streams.call_seed() as drawn:
+            raise RuntimeError("the call failed")
+    with streams.call_seed() as again:
+        pass
+    assert drawn == again == 70 and streams.next_seed() == 71
+    with pytest.raises(RuntimeError):
+        with streams.call_seed(5) as given:
+            raise RuntimeError("the call failed")
+    assert given == 5 and streams.next_seed() == 72  # an explicit seed takes nothing from the count
+    with pytest.raises(ArgumentError, match="seed must be a non-negative integer"):
+        with streams.call_seed(-1):
+            pass
+
+
 def test_unseeded_initialize_and_nd_random_share_one_count():
     """After gpuinit.seed(n), the k-th unseeded initialize() or nd.random call uses seed n + k;
     an explicit seed leaves the count alone."""

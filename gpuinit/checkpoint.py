@@ -645,7 +645,9 @@ def load_parameters(by_key, filename, device=None, allow_missing=False, ignore_e
     f = SafetensorsFile(_check_filename(filename, where)) if own else file
     try:
         name = _quote(f.filename)
-        missing = [k for k in by_key if k not in f.tensors]
+        # A shared parameter has a key per place; it is missing only if the file has none of them.
+        present = {id(p) for k, p in by_key.items() if k in f.tensors}
+        missing = [k for k, p in by_key.items() if id(p) not in present]
         if missing and not allow_missing:
             raise CheckpointError(f"{where}: {name} has no tensor for {len(missing)} parameter(s) of the network: "
                                   f"{_few(missing)}; it holds {_few(f.tensors)}. Set allow_missing=True to load the "
@@ -683,8 +685,8 @@ def load_block(block, filename, device=None, allow_missing=False, ignore_extra=F
         params = block.collect_params()
         if f.metadata.get("gpuinit.keys") == "names":
             by_key = _restored(params, getattr(block, "prefix", ""), where)
-        else:
-            by_key = {params.path_of(name): p for name, p in params.items()}
+        else:  # every place of a shared parameter, as save_parameters (deduplicate=False) writes them
+            by_key = dict(block._walk())
         load_parameters(by_key, filename, device, allow_missing, ignore_extra, cast_dtype, dtype_source,
                         where, file=f)
 

@@ -729,3 +729,42 @@ def test_a_write_to_a_missing_folder_says_so(tmp_path):
     net, _ = mixed_source(tmp_path)
     with pytest.raises(CheckpointError, match=r"cannot write '.*nowhere/x\.safetensors'.*folder exists"):
         net.save_parameters(tmp_path / "nowhere" / "x.safetensors")
+
+
+class _Tied(nn.Block):
+    """Two layers sharing one set of parameters through ``params=``."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.a = nn.Dense(3, in_units=3)
+        self.b = nn.Dense(3, in_units=3, params=self.a.params)
+
+    def forward(self, x):
+        return self.b(self.a(x))
+
+
+class _One(nn.Block):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.b = nn.Dense(3, in_units=3)
+
+    def forward(self, x):
+        return self.b(x)
+
+
+def test_shared_parameters_are_saved_under_each_place_unless_deduplicated(tmp_path):
+    net = _Tied()
+    net.initialize(seed=5)
+    everywhere, once = tmp_path / "all.safetensors", tmp_path / "once.safetensors"
+    net.save_parameters(str(everywhere))
+    net.save_parameters(str(once), deduplicate=True)
+    assert sorted(safetensors.numpy.load_file(str(everywhere))) == ["a.bias", "a.weight", "b.bias", "b.weight"]
+    assert sorted(safetensors.numpy.load_file(str(once))) == ["a.bias", "a.weight"]
+    for path in (everywhere, once):  # either file loads into the tied network, still tied
+        fresh = _Tied()
+        fresh.load_parameters(str(path))
+        assert fresh.a.weight is fresh.b.weight
+        assert np.array_equal(fresh.b.weight.data(), net.a.weight.data())
+    alone = _One()  # a network holding only the second place finds its tensors under that name
+    alone.load_parameters(str(everywhere), ignore_extra=True)
+    assert np.array_equal(alone.b.weight.data(), net.a.weight.data())

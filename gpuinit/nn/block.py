@@ -431,8 +431,13 @@ class Block:
         """Save every parameter to a safetensors file, keyed by structural path (``h.0.c_attn.weight``).
 
         The file records gpuinit's version, the stream contract's, the seed and each parameter's
-        initializer; it is written atomically (see :mod:`gpuinit.checkpoint`). Shared parameters
-        are saved once, under their first path (``deduplicate`` is accepted for Gluon's signature).
+        initializer; it is written atomically (see :mod:`gpuinit.checkpoint`).
+
+        Args:
+            filename: the file to write.
+            deduplicate: save a shared parameter once, under its first path; by default (as
+                Gluon) it is saved under each of its paths, so that a block that holds only one
+                of the places loads it.
 
         Raises:
             DeferredInitializationError, UninitializedParameterError: a parameter has no data yet;
@@ -440,9 +445,12 @@ class Block:
         """
         from .. import checkpoint
         checks.flag(deduplicate, "deduplicate", f"{type(self).__name__}.save_parameters")
-        params = self.collect_params()
-        checkpoint.save_parameters([(params.path_of(name), p) for name, p in params.items()], filename, "paths",
-                                   f"{type(self).__name__}.save_parameters")
+        if deduplicate:
+            params = self.collect_params()
+            named = [(params.path_of(name), p) for name, p in params.items()]
+        else:
+            named = list(self._walk())
+        checkpoint.save_parameters(named, filename, "paths", f"{type(self).__name__}.save_parameters")
 
     def load_parameters(self, filename, device=None, allow_missing=False, ignore_extra=False, cast_dtype=False,
                         dtype_source="current", ctx=None) -> None:

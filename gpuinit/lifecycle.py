@@ -759,11 +759,17 @@ def materialize_in_step(step, param) -> None:
 def shard(params, ranges) -> dict:
     """The slices ``ranges(shape) -> (start, stop)`` of each parameter's flat elements, as new arrays.
 
-    The parameters are not changed. See :func:`gpuinit.shard`.
+    A parameter with data gives a copy of that slice of its data (what it holds: a load, a cast or
+    ``set_data`` may have replaced its initial values); one without is generated from its request
+    alone. The parameters are not changed. See :func:`gpuinit.shard`.
     """
     with access.using(), store.gc_paused():
-        entries = []
+        entries, held = [], {}
         for p in {id(p): p for p in params}.values():
+            if p.initialized:
+                start, stop = ranges(p.shape)
+                held[p.request.path] = p.data().reshape(-1)[start:stop].copy()
+                continue
             if not p.requested:
                 raise UninitializedParameterError(
                     f"parameter {p.name!r} has no initializer yet: call net.initialize(...) first "
@@ -773,13 +779,16 @@ def shard(params, ranges) -> dict:
                     f"parameter {p.name!r} has shape {p.shape!r}, not fully known: run "
                     "gpuinit.plan(net, example_input) first, which infers every shape and allocates nothing")
             entries.append((p, p.request))
-        batch = batch_for(entries)
-        bounds = np.array([ranges(shape) for shape in batch.shapes], np.int64).reshape(-1, 2)
-        batch.starts, batch.sizes = bounds[:, 0].copy(), bounds[:, 1] - bounds[:, 0]
-        with _step() as step:
-            data = _fill(step, batch, shards=True)
-            out = {request.path: made for request, made in zip(batch.requests, data)}
-            step.commit()
+        out = {}
+        if entries:
+            batch = batch_for(entries)
+            bounds = np.array([ranges(shape) for shape in batch.shapes], np.int64).reshape(-1, 2)
+            batch.starts, batch.sizes = bounds[:, 0].copy(), bounds[:, 1] - bounds[:, 0]
+            with _step() as step:
+                data = _fill(step, batch, shards=True)
+                out = {request.path: made for request, made in zip(batch.requests, data)}
+                step.commit()
+        out.update(held)
     return out
 
 

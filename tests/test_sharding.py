@@ -141,3 +141,19 @@ def test_fill_block_equals_the_block_of_the_whole(device, fill):
         np.testing.assert_array_equal(bits(part), bits(whole[index]))
     with pytest.raises(GpuInitError, match="block"):
         fill_block(dev, dev.xp.empty((3, 3), np.float32), how, key, (12, 37), (slice(0, 2),))
+
+
+def test_a_shard_of_a_parameter_with_data_is_what_it_holds_not_its_initial_values(tmp_path):
+    """After set_data, a load or a cast, a shard slices the values the parameter holds."""
+    net = nn.Dense(4, in_units=3)
+    net.initialize(device="cpu", seed=1)
+    net.weight.set_data(np.arange(12, dtype=np.float32).reshape(4, 3))
+    assert np.array_equal(gpuinit.shard(net, 1, 2)["weight"], np.arange(6, 12, dtype=np.float32))
+    saved = nn.Dense(4, in_units=3)
+    saved.initialize(device="cpu", seed=7)
+    saved.save_parameters(str(tmp_path / "w.safetensors"))
+    net.load_parameters(str(tmp_path / "w.safetensors"))
+    assert np.array_equal(gpuinit.shard(net, 0, 1)["weight"], saved.weight.data().ravel())
+    net.cast("float64")
+    piece = gpuinit.shard(net, 0, 2)["weight"]
+    assert piece.dtype == np.float64 and np.array_equal(piece, net.weight.data().ravel()[:6])

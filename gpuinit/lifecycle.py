@@ -622,16 +622,20 @@ def _replicate(step, requests, shapes, dtypes_, data) -> list:
 
 # --- gradients, devices -------------------------------------------------------------------------
 
-def make_grads(param) -> None:
+def make_grads(param):
     """Give ``param`` zero gradient buffers, one per device it lives on, unless it has them.
 
     The buffers are taken from the store (one arena per device, counted like the parameters') in
     one step: threads asking at once get the same buffers.
+
+    Returns:
+        The parameter's state holding them, as this step left it (a later change by another
+        thread cannot take them from the caller).
     """
     with access.changing("make a gradient buffer"), store.gc_paused():
         state = param._now
         if state.grads or state.data is None:
-            return
+            return state
         with _step() as step:
             devices = state.request.devices
             nbytes = np.full(len(devices), param.nbytes, np.int64)
@@ -643,8 +647,10 @@ def make_grads(param) -> None:
                     for i, offset in zip(indices.tolist(), offsets.tolist()):
                         grads[i] = store.ArenaSlice(arena, offset, state.shape, param.dtype).array()
                         grads[i][...] = 0
-            step.stage(param, param._with_grads(grads))
+            made = param._with_grads(grads)
+            step.stage(param, made)
             step.commit()
+        return made
 
 
 def drop_grads(param) -> None:

@@ -193,10 +193,10 @@ class Parameter:
         value = checks.choice(value, GRAD_REQS, "grad_req", f"Parameter {self.name!r}")
         if not getattr(self, "_differentiable", True):
             value = "null"  # as Gluon: a parameter declared not differentiable never has a gradient
-        self._grad_req = value
         if value == "null" and "_state" in self.__dict__ and self._now.grads:
             from . import lifecycle
-            lifecycle.drop_grads(self)
+            lifecycle.drop_grads(self)  # first: if it is refused, grad_req stays as it was
+        self._grad_req = value
 
     @property
     def initialized(self) -> bool:
@@ -389,8 +389,9 @@ class Parameter:
         state = self._data_state("access the gradient of")
         if not state.grads:
             from . import lifecycle
-            lifecycle.make_grads(self)
-            state = self._data_state("access the gradient of")
+            state = lifecycle.make_grads(self)  # the buffers as made, whatever another thread does next
+            if not state.grads:  # its data went meanwhile: say so as without buffers
+                state = self._data_state("access the gradient of")
         return state
 
     def zero_grad(self) -> None:

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from gpuinit import cpu, nn, store
+from gpuinit import cpu, nd, nn, store
 from gpuinit.errors import ArgumentError, DeferredInitializationError
 
 
@@ -71,3 +71,24 @@ def test_threads_asking_for_a_gradient_at_once_get_one_buffer():
     for t in threads:
         t.join()
     assert len(got) == 8 and all(g is got[0] for g in got)
+
+
+def test_a_refused_grad_req_change_leaves_grad_req_and_its_buffer():
+    """Dropping the buffers is refused inside a forward; grad_req then stays as it was."""
+    from gpuinit import GpuInitError
+
+    class Dropper(nn.Block):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.dense = nn.Dense(2, in_units=3)
+
+        def forward(self, x):
+            self.dense.weight.grad_req = "null"
+            return self.dense(x)
+
+    net = Dropper()
+    net.initialize(seed=0)
+    buffer = net.dense.weight.grad()
+    with pytest.raises(GpuInitError):
+        net(nd.ones((1, 3)))
+    assert net.dense.weight.grad_req == "write" and net.dense.weight.grad() is buffer

@@ -362,7 +362,39 @@ def _fill_checked(module, seed, rules, unknown):
 
 
 def fill_in_place(slots, seed: int, where: str) -> None:
-    """Fill every slot's current tensors in place (a DTensor: its local shard's elements)."""
+    """Fill every slot's current tensors in place (a DTensor: its local shard's elements).
+
+    All or nothing: the rules' functions (Python, so they may fail) fill temporaries first, copied
+    in only once everything else has worked; where modules' own ``reset_parameters`` run (which
+    may fail after gpuinit's fills), the tensors are copied first and put back on failure.
+    """
+    staged = []
+
+    def temporaries(slot):
+        out = []
+        for t in slot.current():
+            temporary = torch.empty_like(t.detach())
+            staged.append((t, temporary))
+            out.append(temporary)
+        return out
+
+    _run_functions(slots, temporaries, where)
+    with torch.no_grad():
+        saved = ([(t, t.detach().clone()) for slot in slots for t in slot.current()]
+                 if any(slot.how == "reset" for slot in slots) else [])
+    try:
+        _fill_now(slots, seed, where)
+    except BaseException:
+        with torch.no_grad():
+            for t, old in saved:
+                t.detach().copy_(old)
+        raise
+    with torch.no_grad():
+        for t, temporary in staged:
+            t.detach().copy_(temporary)
+
+
+def _fill_now(slots, seed: int, where: str) -> None:
     fillers: dict = {}
     copies = []
     for slot in slots:
@@ -381,5 +413,4 @@ def fill_in_place(slots, seed: int, where: str) -> None:
     with torch.no_grad():
         for data, target in copies:
             data.copy_(target)
-    _run_functions(slots, lambda slot: slot.current(), where)
     _reset_unknown(slots, where)

@@ -150,7 +150,7 @@ def collect(module, rules, unknown: str, where: str, needs, strict: bool = True)
                             "yet); give those layers their input sizes (nn.Linear(in_features, ...)) or run a "
                             "forward on a real device first")
     matched = set()
-    slots, missing = [], []
+    slots, missing, clashes = [], [], []
     for slot in groups.values():
         slot.names = tuple(sorted(slot.names))
         slot.name = slot.names[0]
@@ -163,15 +163,21 @@ def collect(module, rules, unknown: str, where: str, needs, strict: bool = True)
                 slot.how, slot.source = value, f"rule {pattern!r}"
                 break
         else:
-            hit = next((found[n] for n in slot.names if n in found), None)
-            if hit is not None:
-                d, cls = hit
+            hits = [(n,) + found[n] for n in slot.names if n in found]
+            if len({(repr(d.initializer), d.zero_rows) for _, d, _ in hits}) > 1:
+                # a tensor tied across module types (lm_head.weight = wte.weight): torch's eager
+                # build keeps the first owner's numbers, reset_parameters the last one's; which
+                # the user meant, only they know
+                clashes.append((slot, hits))
+            if hits:
+                _, d, cls = hits[0]
                 slot.how, slot.zero_rows, slot.source = d.initializer, d.zero_rows, f"default of {cls}"
             else:
                 owner = slot.owners[0][0]
-                if unknown == "reset" and callable(getattr(owner, "reset_parameters", None)):
+                if (unknown == "reset" and slot.is_param
+                        and callable(getattr(owner, "reset_parameters", None))):
                     slot.how, slot.source = "reset", f"{type(owner).__name__}.reset_parameters"
-                else:
+                else:  # a buffer: reset_parameters does not make buffers (RoPE frequencies, masks)
                     missing.append(slot)
         _check_dtype(slot, tensor, where)
         slots.append(slot)
@@ -180,6 +186,14 @@ def collect(module, rules, unknown: str, where: str, needs, strict: bool = True)
         raise ArgumentError(f"{where}: rule pattern(s) {unmatched!r} match no tensor that needs filling; "
                             "names are those of module.named_parameters()/named_buffers() (e.g. "
                             f"{[s.name for s in slots[:3]]!r}); fix or remove the rule")
+    if clashes and strict:
+        slot, hits = clashes[0]
+        told = "; ".join(f"{n!r} ({cls}: {d.initializer!r})" for n, d, cls in hits)
+        raise InitializerError(
+            f"{where}: {slot.kind} {slot.name!r} is tied across modules whose torch defaults differ: {told}. "
+            "Nothing was changed. Say which one it gets with a rule, e.g. "
+            f"rules={{{re.escape(slot.name) + '$'!r}: {hits[-1][1].initializer!r}}} ({hits[-1][2]}'s default); "
+            f"{RULE_HINT}")
     if missing and strict:
         lines = "; ".join(f"{s.kind} {s.name!r} of {type(s.owners[0][0]).__name__}" for s in missing[:8])
         more = f" and {len(missing) - 8} more" if len(missing) > 8 else ""
@@ -188,7 +202,8 @@ def collect(module, rules, unknown: str, where: str, needs, strict: bool = True)
             "torch.nn layers it knows (or override reset_parameters). Nothing was changed. "
             f"{RULE_HINT}, e.g. rules={{{re.escape(missing[0].name) + '$'!r}: gpuinit.init.Normal(0.02)}}; "
             "or pass unknown='reset' to run those modules' own reset_parameters() on the materialized "
-            "tensors (torch's random numbers, not gpuinit's streams)")
+            "parameters (torch's random numbers, not gpuinit's streams); buffers such as RoPE frequencies "
+            "computed in __init__ always need a rule (a function fn(tensor) that recomputes them)")
     return slots
 
 

@@ -42,6 +42,11 @@ class TinyGPT(nn.Module):
         self.lm_head.weight = self.wte.weight  # tied
 
 
+# Which default the tied embedding/head takes is the user's to say (torch's eager build and its
+# reset_parameters disagree); these tests take the embedding's.
+TIE = {r"wte\.weight$": init.Normal(1.0)}
+
+
 def meta(factory, *args, **kwargs):
     with torch.device("meta"):
         return factory(*args, **kwargs)
@@ -63,7 +68,7 @@ def digest(module):
 # --- zero copies, one arena -----------------------------------------------------------------------
 
 def test_every_tensor_is_a_view_of_one_torch_arena():
-    net = gt.materialize(meta(TinyGPT), device="cpu", seed=0)
+    net = gt.materialize(meta(TinyGPT), device="cpu", rules=TIE, seed=0)
     tensors = list(net.parameters()) + list(net.buffers())
     storages = {t.untyped_storage().data_ptr() for t in tensors}
     assert len(storages) == 1  # one allocation holds everything: the fills wrote into it, no copy
@@ -88,28 +93,28 @@ def test_the_numbers_are_gpuinits_streams_keyed_by_the_tensor_name():
 # --- same bits ------------------------------------------------------------------------------------
 
 def test_same_bits_whatever_the_build_order_and_in_another_process():
-    a = gt.materialize(meta(TinyGPT, first="attn"), device="cpu", seed=11)
-    b = gt.materialize(meta(TinyGPT, first="mlp"), device="cpu", seed=11)
+    a = gt.materialize(meta(TinyGPT, first="attn"), device="cpu", rules=TIE, seed=11)
+    b = gt.materialize(meta(TinyGPT, first="mlp"), device="cpu", rules=TIE, seed=11)
     assert digest(a) == digest(b)
-    assert digest(a) != digest(gt.materialize(meta(TinyGPT), device="cpu", seed=12))
+    assert digest(a) != digest(gt.materialize(meta(TinyGPT), device="cpu", rules=TIE, seed=12))
     code = ("import torch, sys; sys.path.insert(0, 'tests/torch'); import gpuinit.torch as gt; "
-            "from test_materialize import TinyGPT, meta, digest; "
-            "print(digest(gt.materialize(meta(TinyGPT, first='mlp'), device='cpu', seed=11)))")
+            "from test_materialize import TIE, TinyGPT, meta, digest; "
+            "print(digest(gt.materialize(meta(TinyGPT, first='mlp'), device='cpu', rules=TIE, seed=11)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**__import__("os").environ, "GPUINIT_CPU_ENGINE": "numpy"})
     assert out.stdout.strip() == digest(a)  # another process, and the NumPy engine
 
 
 def test_fill_gives_materializes_numbers_in_place():
-    net = gt.materialize(meta(TinyGPT), device="cpu", seed=5)
+    net = gt.materialize(meta(TinyGPT), device="cpu", rules=TIE, seed=5)
     want = digest(net)
     ptrs = [t.data_ptr() for t in net.parameters()]
-    gt.fill_(net, seed=6)
+    gt.fill_(net, seed=6, rules=TIE)
     assert digest(net) != want
-    assert gt.fill_(net, seed=5) is net
+    assert gt.fill_(net, seed=5, rules=TIE) is net
     assert digest(net) == want and [t.data_ptr() for t in net.parameters()] == ptrs
     eager = TinyGPT()
-    gt.fill_(eager, seed=5)
+    gt.fill_(eager, seed=5, rules=TIE)
     assert digest(eager) == want
 
 
@@ -125,9 +130,9 @@ def test_dtype_applies_to_floating_tensors_and_matches_the_fill_in_that_dtype(dt
 
 def test_seed_none_takes_gpuinits_global_seed():
     gpuinit.seed(40)
-    a = digest(gt.materialize(meta(TinyGPT), device="cpu"))
+    a = digest(gt.materialize(meta(TinyGPT), device="cpu", rules=TIE))
     gpuinit.seed(40)
-    assert digest(gt.materialize(meta(TinyGPT), device="cpu")) == a == digest(gt.materialize(meta(TinyGPT), device="cpu", seed=40))
+    assert digest(gt.materialize(meta(TinyGPT), device="cpu", rules=TIE)) == a == digest(gt.materialize(meta(TinyGPT), device="cpu", rules=TIE, seed=40))
 
 
 # --- tied parameters --------------------------------------------------------------------------------
@@ -194,9 +199,14 @@ def test_unknown_reset_runs_the_modules_own_reset_parameters_on_the_arena():
     net = meta(lambda: nn.Sequential(nn.Linear(5, 5), Scale()))
     with pytest.raises(InitializerError, match=r"parameter '1.gain' of Scale.*unknown='reset'"):
         gt.materialize(net, device="cpu", seed=0)
-    gt.materialize(net, device="cpu", seed=0, unknown="reset")
+    # reset_parameters makes parameters, not buffers: a buffer computed in __init__ (RoPE
+    # frequencies) would be left zero or garbage, so it still needs a rule
+    with pytest.raises(InitializerError, match=r"buffer '1.untouched' of Scale.*buffers .* always need a rule"):
+        gt.materialize(net, device="cpu", seed=0, unknown="reset")
+    assert net[1].gain.is_meta
+    gt.materialize(net, device="cpu", seed=0, unknown="reset", rules={r"untouched$": lambda t: t.fill_(7.0)})
     assert torch.equal(net[1].gain, torch.full((5,), 3.0))
-    assert torch.equal(net[1].untouched, torch.zeros(4))  # not touched by its reset: zeros, not garbage
+    assert torch.equal(net[1].untouched, torch.full((4,), 7.0))
     assert net[1].gain.untyped_storage().data_ptr() == net[0].weight.untyped_storage().data_ptr()
 
 
@@ -344,10 +354,10 @@ def test_cuda_materialize_is_the_cpus_bits_in_torchs_memory_on_its_stream():
     before = torch.cuda.memory_allocated()
     stream = torch.cuda.Stream()
     with torch.cuda.stream(stream):
-        net = gt.materialize(meta(TinyGPT, d=64), device="cuda", seed=9, dtype=torch.bfloat16)
+        net = gt.materialize(meta(TinyGPT, d=64), device="cuda", rules=TIE, seed=9, dtype=torch.bfloat16)
     stream.synchronize()
     assert torch.cuda.memory_allocated() - before >= sum(p.numel() * 2 for p in net.parameters())
-    cpu = gt.materialize(meta(TinyGPT, d=64), device="cpu", seed=9, dtype=torch.bfloat16)
+    cpu = gt.materialize(meta(TinyGPT, d=64), device="cpu", rules=TIE, seed=9, dtype=torch.bfloat16)
     for (n, a), (_, b) in zip(net.state_dict().items(), cpu.state_dict().items()):
         assert torch.equal(a.cpu().view(-1).view(torch.uint8), b.view(-1).view(torch.uint8)), n
     assert len({t.untyped_storage().data_ptr() for t in net.parameters()}) == 1
@@ -373,3 +383,53 @@ def test_plan_says_which_tensors_need_a_rule_without_raising():
     net = meta(lambda: nn.Sequential(nn.Linear(3, 3), Odd()))
     fills = {t.name: t.fill for t in gt.plan(net, device="cpu").tensors}
     assert fills == {"0.weight": "default of Linear", "0.bias": "default of Linear", "1.scale": "needs a rule"}
+
+
+def test_a_tensor_tied_across_module_types_needs_a_rule_saying_which_default():
+    """HF ties lm_head.weight to the embedding's: torch's eager build keeps N(0, 1), its
+    reset_parameters pass Linear's; gpuinit refuses to guess."""
+    class Tied(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.wte = nn.Embedding(300, 64)
+            self.lm_head = nn.Linear(64, 300, bias=False)
+            self.lm_head.weight = self.wte.weight
+
+    net = meta(Tied)
+    with pytest.raises(InitializerError, match=r"'lm_head.weight' is tied across modules.*Embedding.*Linear|"
+                                               r"'lm_head.weight' is tied across modules.*Linear.*Embedding"):
+        gt.materialize(net, device="cpu", seed=0)
+    assert net.wte.weight.is_meta
+    gt.materialize(net, device="cpu", seed=0, rules={r"wte\.weight$": init.Normal(1.0)})
+    assert net.lm_head.weight is net.wte.weight and 0.95 < float(net.wte.weight.std()) < 1.05
+
+
+def test_fill_that_fails_in_a_rule_function_leaves_every_tensor_as_it_was():
+    net = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 4))
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+
+    def boom(t):
+        raise ValueError("boom")
+
+    with pytest.raises(InitializerError, match="boom"):
+        gt.fill_(net, seed=0, rules={r"1\.weight$": boom})
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    gt.fill_(net, seed=0, rules={r"1\.weight$": lambda t: t.fill_(2.0)})
+    assert torch.equal(net[1].weight, torch.full((4, 4), 2.0)) and not torch.equal(net[0].weight, before["0.weight"])
+
+
+def test_fill_whose_module_reset_fails_puts_every_tensor_back():
+    class Broken(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.gain = nn.Parameter(torch.ones(3))
+
+        def reset_parameters(self):
+            nn.init.constant_(self.gain, 5.0)
+            raise RuntimeError("half done")
+
+    net = nn.Sequential(nn.Linear(3, 3), Broken())
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    with pytest.raises(RuntimeError, match="half done"):
+        gt.fill_(net, seed=0, unknown="reset")
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())

@@ -639,6 +639,11 @@ def load_parameters(by_key, filename, device=None, allow_missing=False, ignore_e
     See :meth:`gpuinit.nn.Block.load_parameters`.
     """
     _flags(allow_missing, ignore_extra, cast_dtype, dtype_source, where)
+    if isinstance(device, (list, tuple)):
+        first = device[0] if device else "cpu"
+        raise ArgumentError(f"{where}: loads go to one device, got {list(device)!r}; load onto one "
+                            f"(device={first!r}), then give the parameters their copies with "
+                            "net.collect_params().reset_ctx([...])")
     if device is not None:
         device = as_device(device)
     own = file is None

@@ -855,9 +855,11 @@ def load(entries, read, device=None, cast_dtype=False, dtype_source="current", w
                     key = derive_key(seed if seed is not None else 0, path)
                     request = InitRequest(initializer, own, here, key, path, seed=seed)
                 elif getattr(request, "replicas", ()):
-                    raise CheckpointError(f"{where}: parameter {path!r} ({param.name}) has copies on several "
-                                          "devices; loading into those is not supported yet: load the network "
-                                          "on one device, then give it its devices (reset_ctx)")
+                    raise CheckpointError(f"{where}: parameter {path!r} ({param.name}) has copies on "
+                                          f"{len(request.devices)} devices ({', '.join(map(str, request.devices))}); "
+                                          "loading into copies is not supported yet: first "
+                                          f"net.collect_params().reset_ctx({request.device!r}), then load, then "
+                                          "reset_ctx(the list of devices) again")
                 elif request.device != here:
                     request = request._replace(device=here)
                 todo.append((param, request, shape, dtype))

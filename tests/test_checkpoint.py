@@ -768,3 +768,22 @@ def test_shared_parameters_are_saved_under_each_place_unless_deduplicated(tmp_pa
     alone = _One()  # a network holding only the second place finds its tensors under that name
     alone.load_parameters(str(everywhere), ignore_extra=True)
     assert np.array_equal(alone.b.weight.data(), net.a.weight.data())
+
+
+def test_loads_onto_a_device_list_say_how_to_get_copies(tmp_path):
+    path = str(tmp_path / "w.safetensors")
+    saved = nn.Dense(2, in_units=2)
+    saved.initialize(seed=1)
+    saved.save_parameters(path)
+    fresh = nn.Dense(2, in_units=2)
+    with pytest.raises(GpuInitError, match=r"one device.*reset_ctx"):
+        fresh.load_parameters(path, ctx=[gpuinit.cpu(0), gpuinit.cpu(1)])
+    assert not fresh.weight.requested
+    copies = nn.Dense(2, in_units=2)
+    copies.initialize(ctx=[gpuinit.cpu(0), gpuinit.cpu(1)], seed=2)
+    with pytest.raises(CheckpointError, match=r"copies on 2 devices.*reset_ctx\(cpu\(0\)\), then load"):
+        copies.load_parameters(path)
+    copies.collect_params().reset_ctx(gpuinit.cpu(0))  # the advice works
+    copies.load_parameters(path)
+    copies.collect_params().reset_ctx([gpuinit.cpu(0), gpuinit.cpu(1)])
+    assert np.array_equal(copies.weight.data(gpuinit.cpu(1)), saved.weight.data())

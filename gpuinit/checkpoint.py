@@ -417,9 +417,10 @@ class SafetensorsFile:
                 dtypes.assign(out, values)
                 overflow = source.kind != "b" and bool((~_finite(out) & _finite(values)).any())
             if overflow:
+                keep = (f"load it with dtype_source='saved' to keep {source}, or " if source.kind == "f" else "")
                 raise CheckpointError(f"{_quote(self.filename)}: tensor {tensor.key!r} holds values that do not fit "
-                                      f"{dtype} (they would become infinite); load it with dtype_source='saved' to "
-                                      f"keep {source}, or give the parameter a wider dtype")
+                                      f"{dtype} (they would become infinite); {keep}give the parameter a wider "
+                                      "float dtype (float32)")
             if gpu:
                 backend.copy_to_device(dest[done * dtype.itemsize:(done + n) * dtype.itemsize],
                                        converted[:n * dtype.itemsize])

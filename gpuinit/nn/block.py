@@ -22,7 +22,8 @@ import numpy as np
 
 from .. import checks, dtypes, lifecycle
 from ..backend import is_cupy_array
-from ..errors import ArgumentError, ArgumentTypeError, DeviceError, PlanError, ShapeError
+from ..errors import (ArgumentError, ArgumentTypeError, DeviceError, PlanError, ShapeError,
+                      UninitializedParameterError)
 from ..meta import MetaArray, is_meta
 from ..parameter import Parameter, ParameterDict, inferring
 
@@ -610,8 +611,13 @@ class HybridBlock(Block):
                     raise ArgumentError(f"{self._where()}: a hybridized block takes arrays, None and lists of "
                                         f"them, got {type(value).__name__} {value!r} as input {i}; pass it as an "
                                         "array (nd.array(...)), or call hybridize(False)")
-        if type(self).infer_shape is not Block.infer_shape and \
-                any(p is not None and not p.shape_known for p in self._reg_params.values()):
+        unknown = [p for p in self._reg_params.values() if p is not None and not p.shape_known]
+        if unknown and type(self).infer_shape is not Block.infer_shape:
+            never = [p.name for p in unknown if not p.requested]
+            if never:
+                raise UninitializedParameterError(
+                    f"{self._where()}: parameter {never[0]!r} was never initialized, so its shape cannot be "
+                    "inferred here; call initialize() on the network before its first forward")
             self.infer_shape(x, *args)  # the block says how its inputs decide its parameters' shapes
         params = {name: self._hybrid_value(p, x) for name, p in self._reg_params.items() if p is not None}
         return self.hybrid_forward(nd, x, *args, **params)

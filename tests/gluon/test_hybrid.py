@@ -135,3 +135,26 @@ def test_infer_shape_lets_a_hybrid_block_defer_its_own_parameters():
     assert gpuinit.plan(net, (3, 5)).output_shape == (3, 2) and net[0].weight.shape == (4, 5)
     y = net(np.ones((3, 5), np.float32))
     assert y.shape == (3, 2) and net[1].weight.data().shape == (2, 4)
+
+
+def test_a_block_with_its_own_infer_shape_called_before_initialize_says_to_initialize():
+    from gpuinit.errors import UninitializedParameterError
+
+    class Projection(nn.HybridBlock):
+        def __init__(self, units, **kwargs):
+            super().__init__(**kwargs)
+            self.units = units
+            self.weight = self.params.get("weight", shape=(units, 0))
+
+        def infer_shape(self, x, *args):
+            self.weight.shape = (self.units, x.shape[1])
+
+        def hybrid_forward(self, F, x, weight):
+            return F.dot(x, weight.T)
+
+    block = Projection(4)
+    with pytest.raises(UninitializedParameterError, match=r"'projection\d+_weight' was never initialized.*initialize\(\)"):
+        block(nd.ones((2, 3)))
+    assert block.weight.shape == (4, 0)
+    block.initialize(seed=0)
+    assert block(nd.ones((2, 3))).shape == (2, 4)

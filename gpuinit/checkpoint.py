@@ -703,6 +703,11 @@ def _restored(params, restore_prefix: str, where: str) -> dict:
     out = {}
     for name, p in params.items():
         if not name.startswith(restore_prefix):
+            if where.endswith("load_parameters"):  # the block's prefix, not an argument
+                raise ArgumentError(f"{where}: the file holds parameter names (ParameterDict.save), which load "
+                                    f"with the block's prefix {restore_prefix!r}, but parameter {name!r} does "
+                                    "not start with it (shared from another block?); load with "
+                                    "net.collect_params().load(filename, restore_prefix=...) instead")
             raise ArgumentError(f"{where}: restore_prefix is {restore_prefix!r} but parameter {name!r} does not "
                                 "start with it; pass the prefix every parameter's name starts with, or ''")
         out[name[len(restore_prefix):]] = p

@@ -23,8 +23,8 @@ except ImportError as exc:  # pragma: no cover - tested where jax is absent
     raise ImportError('gpuinit.jax needs JAX, which is not installed: pip install "gpuinit[jax]" '
                       f'(or pip install "jax>=0.4.30"); the import failed with: {exc}') from exc
 
-from .defaults import DEFAULTS, EMBED, LECUN_NORMAL, flax_default
+from .defaults import DEFAULTS, EMBED, LECUN_NORMAL, ORTHOGONAL, flax_default
 from .initialize import init
 from .planning import LeafPlan, Plan, plan
 
-__all__ = ["DEFAULTS", "EMBED", "LECUN_NORMAL", "LeafPlan", "Plan", "flax_default", "init", "plan"]
+__all__ = ["DEFAULTS", "EMBED", "LECUN_NORMAL", "ORTHOGONAL", "LeafPlan", "Plan", "flax_default", "init", "plan"]

@@ -2,6 +2,7 @@
 and nnx model get, leaf for leaf, the distributions Flax's own init gives them."""
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -11,7 +12,10 @@ jnp = pytest.importorskip("jax.numpy")
 flax = pytest.importorskip("flax")
 from flax import linen, nnx  # noqa: E402
 
+import gpuinit  # noqa: E402
 import gpuinit.jax as gj  # noqa: E402
+from gpuinit import store  # noqa: E402
+from gpuinit.errors import InitializerError  # noqa: E402
 from gpuinit.jax.leaves import Leaf  # noqa: E402
 
 
@@ -29,7 +33,7 @@ def ours(name, shape, parent=""):
 
 @pytest.mark.parametrize("name,shape,parent,theirs", [
     ("kernel", (512, 512), "", lambda k, s: linen.initializers.lecun_normal()(k, s)),
-    ("kernel", (3, 3, 128, 128), "", lambda k, s: linen.initializers.lecun_normal()(k, s)),  # a Conv kernel
+    ("kernel", (3, 3, 128, 128), "Conv_0", lambda k, s: linen.initializers.lecun_normal()(k, s)),
     ("embedding", (4096, 64), "", lambda k, s: linen.initializers.variance_scaling(1.0, "fan_in", "normal",
                                                                                      out_axis=0)(k, s)),
     # attention's DenseGeneral: an (in, heads * head_dim) matrix, reshaped
@@ -113,3 +117,155 @@ def test_an_nnx_model_gets_flaxs_distributions_and_runs():
     assert compare_leaf_by_leaf(state, nnx.state(NnxNet(nnx.Rngs(0)))) == 13
     model = nnx.merge(graphdef, state)
     assert model(jnp.zeros((2, 8), jnp.int32)).shape == (2, 8, 128)
+
+
+# Kernels of more than 2 dimensions: a convolution's fans only where the module says convolution.
+
+def abstract_of(model, *inputs):
+    return jax.eval_shape(model.init, jax.random.key(0), *inputs)
+
+
+def test_a_dense_general_kernel_is_refused_with_the_rule_to_write_and_that_rule_gives_flaxs_values():
+    model, x = linen.Sequential([linen.DenseGeneral((16, 32))]), jnp.zeros((2, 256))
+    abstract = abstract_of(model, x)
+    before = store.live_bytes()
+    with pytest.raises(InitializerError) as info:
+        gj.init(abstract, seed=0)
+    assert store.live_bytes() == before
+    message = str(info.value)
+    assert "'params/layers_0/kernel'" in message and "(256, 16, 32)" in message
+    assert "DenseGeneral" in message and "convolution" in message and "ambiguous" in message
+    rule = re.search(r"rules=(\{.*?\)\})", message).group(1)  # the first rule: a DenseGeneral's
+    assert "in_axis=0, out_axis=(1, 2)" in rule
+    params = gj.init(abstract, seed=0, rules=eval(rule, {"gpuinit": gpuinit}))
+    theirs = model.init(jax.random.key(0), x)
+    ours_k, theirs_k = (np.asarray(t["params"]["layers_0"]["kernel"]) for t in (params, theirs))
+    assert theirs_k.std() == pytest.approx(1 / 16, rel=0.05)  # fan_in 256
+    assert ours_k.std() == pytest.approx(theirs_k.std(), rel=0.03)  # not 4x too small (fan_in 16 * 256)
+    assert model.apply(params, x).shape == (2, 16, 32)
+
+
+def test_an_nnx_linear_general_is_refused_too():
+    abstract = nnx.state(nnx.eval_shape(lambda: nnx.LinearGeneral(64, (8, 16), rngs=nnx.Rngs(0))), nnx.Param)
+    with pytest.raises(InitializerError, match=r"'kernel'.*\(64, 8, 16\).*in_axis=0, out_axis=\(1, 2\)"):
+        gj.init(abstract, seed=0)
+    state = gj.init(abstract, seed=0, rules={"kernel$": gpuinit.init.VarianceScaling(
+        1.0, "fan_in", "truncated_normal", in_axis=0, out_axis=(1, 2))})
+    theirs = nnx.state(nnx.LinearGeneral(64, (8, 16), rngs=nnx.Rngs(0)), nnx.Param)
+    assert compare_leaf_by_leaf(state, theirs) == 2
+
+
+class Convs(linen.Module):
+    @linen.compact
+    def __call__(self, x):
+        x = linen.Conv(32, (5,))(x)                              # (5, 64, 32): fan_in 320
+        x = linen.ConvTranspose(32, (3, 3), name="UpConv")(x[..., None, :])  # a user's name with "conv"
+        return linen.MultiHeadDotProductAttention(num_heads=4, qkv_features=64)(x[:, :, 0])
+
+
+def test_convolutions_and_attention_get_flaxs_fans_on_purpose():
+    x = jnp.zeros((2, 8, 64))
+    model = Convs()
+    abstract = abstract_of(model, x)
+    params = gj.init(abstract, seed=0)
+    theirs = model.init(jax.random.key(0), x)
+    assert compare_leaf_by_leaf(params, theirs) == 12
+    out = params["params"]["MultiHeadDotProductAttention_0"]["out"]["kernel"]
+    assert out.shape == (4, 16, 32) and np.asarray(out).std() == pytest.approx(1 / 8, rel=0.06)  # fan_in 64
+
+
+class NnxCnn(nnx.Module):
+    def __init__(self, rngs):
+        self.conv1 = nnx.Conv(3, 16, (3, 3), rngs=rngs)
+        self.Conv_out = nnx.Conv(16, 32, (5,), rngs=rngs)
+        self.head = nnx.Linear(32, 10, rngs=rngs)
+
+
+def test_nnx_convolutions_named_conv_get_flaxs_fans():
+    abstract = nnx.state(nnx.eval_shape(lambda: NnxCnn(nnx.Rngs(0))), nnx.Param)
+    assert compare_leaf_by_leaf(gj.init(abstract, seed=0), nnx.state(NnxCnn(nnx.Rngs(0)), nnx.Param)) == 6
+
+
+def test_a_kernel_of_three_dimensions_in_a_module_not_named_as_a_convolution_is_refused():
+    kernel = jax.ShapeDtypeStruct((5, 64, 32), jnp.float32)
+    with pytest.raises(InitializerError, match=r"'params/Encoder_0/proj/kernel'.*name 'proj'.*"
+                                               r"gpuinit.jax.LECUN_NORMAL"):
+        gj.init({"params": {"Encoder_0": {"proj": {"kernel": kernel}}}}, seed=0)
+    with pytest.raises(InitializerError, match="'params/out/kernel'"):  # "out" only beside query/key/value
+        gj.init({"params": {"out": {"kernel": kernel}}}, seed=0)
+
+
+# Recurrent cells: hidden-to-hidden kernels orthogonal, as Flax's.
+
+def is_orthogonal(k):
+    k = np.asarray(k, np.float64)
+    gram = k.T @ k if k.shape[0] >= k.shape[1] else k @ k.T
+    return np.allclose(gram, np.eye(len(gram)), atol=1e-5)
+
+
+def compare_cells(got, theirs):
+    """Leaf for leaf: orthogonal where Flax's is (and only there), else Flax's constants and std."""
+    pairs = jax.tree_util.tree_flatten_with_path(got)[0]
+    their_leaves = jax.tree_util.tree_leaves(theirs)
+    assert len(pairs) == len(their_leaves)
+    orthogonal = []
+    for (path, a), b in zip(pairs, their_leaves):
+        name = jax.tree_util.keystr(path).removesuffix(".value")
+        a, b = np.asarray(a), np.asarray(b)
+        assert a.shape == b.shape, name
+        if a.ndim == 2 and is_orthogonal(b):
+            assert is_orthogonal(a), name
+            orthogonal.append(name)
+        elif np.all(b == b.reshape(-1)[0]):
+            np.testing.assert_array_equal(a, b, err_msg=name)
+        else:
+            assert (a.ndim != 2 or not is_orthogonal(a)) and a.std() == pytest.approx(b.std(), rel=0.06), name
+    return orthogonal
+
+
+@pytest.mark.parametrize("cell,recurrent", [
+    (linen.LSTMCell, ["hf", "hg", "hi", "ho"]), (linen.OptimizedLSTMCell, ["hf", "hg", "hi", "ho"]),
+    (linen.GRUCell, ["hn", "hr", "hz"]), (linen.MGUCell, ["hf", "hn"]), (linen.SimpleCell, ["h"]),
+])
+def test_linen_recurrent_cells_get_flaxs_orthogonal_hidden_kernels(cell, recurrent):
+    model, x = linen.RNN(cell(64)), jnp.zeros((2, 3, 128))
+    params = gj.init(abstract_of(model, x), seed=0)
+    orthogonal = compare_cells(params, model.init(jax.random.key(0), x))
+    assert orthogonal == [f"['params']['cell']['{n}']['kernel']" for n in recurrent]
+    if cell is linen.MGUCell:  # its forget gate's bias starts at one
+        assert (np.asarray(params["params"]["cell"]["if"]["bias"]) == 1).all()
+    assert model.apply(params, x).shape == (2, 3, 64)
+
+
+@pytest.mark.parametrize("cell,recurrent", [
+    (nnx.LSTMCell, ["hf", "hg", "hi", "ho"]), (nnx.OptimizedLSTMCell, ["dense_h"]),  # (64, 256): rows
+    (nnx.GRUCell, ["dense_h"]), (nnx.SimpleCell, ["dense_h"]),
+])
+def test_nnx_recurrent_cells_get_flaxs_orthogonal_hidden_kernels(cell, recurrent):
+    graphdef, abstract = nnx.split(nnx.eval_shape(lambda: cell(128, 64, rngs=nnx.Rngs(0))))
+    state = gj.init(abstract, seed=0)
+    orthogonal = compare_cells(state, nnx.state(cell(128, 64, rngs=nnx.Rngs(0))))
+    assert orthogonal == [f"['{n}']['kernel']" for n in recurrent]
+    model = nnx.merge(graphdef, state)
+    carry = model.initialize_carry((2, 128), nnx.Rngs(1))
+    assert model(carry, jnp.zeros((2, 128)))[1].shape == (2, 64)
+
+
+def test_conv_lstm_cell_gets_convolution_fans():
+    cell, x = linen.ConvLSTMCell(16, (3,)), jnp.zeros((2, 8, 32))
+    carry = cell.initialize_carry(jax.random.key(0), x.shape)
+    params = gj.init(abstract_of(cell, carry, x), seed=0)
+    assert compare_cells(params, cell.init(jax.random.key(0), carry, x)) == []
+
+
+def test_a_module_that_only_looks_like_a_cell_keeps_lecun_normal():
+    s = jax.ShapeDtypeStruct
+    tree = {"params": {"Block_0": {"h": {"kernel": s((64, 48), jnp.float32)},        # not (H, k * H)
+                                   "i": {"kernel": s((64, 64), jnp.float32)}},
+                       "Other_0": {"h": {"kernel": s((64, 64), jnp.float32)},        # not a cell's siblings
+                                   "mlp": {"kernel": s((64, 64), jnp.float32)}}}}
+    params = gj.init(tree, seed=0)
+    for module in ("Block_0", "Other_0"):
+        assert not is_orthogonal(params["params"][module]["h"]["kernel"])
+    assert gj.flax_default(Leaf("c/h/kernel", "kernel", "h", (8, 8), np.dtype("float32")),
+                           {"c": {"i", "h"}}) is gj.ORTHOGONAL

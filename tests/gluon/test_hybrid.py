@@ -116,19 +116,22 @@ def test_inputs_a_hybrid_block_refuses_as_gluon_does():
         add(np.ones(2), 1)  # a hybridized block takes arrays only
 
 
+class MyDense(nn.HybridBlock):
+    """A dense layer whose infer_shape sets its weight's input size (as Gluon 2's custom layers)."""
+
+    def __init__(self, units, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.weight = self.params.get("weight", shape=(units, 0))
+
+    def infer_shape(self, x, *args):
+        self.weight.shape = (self.units, x.shape[1])
+
+    def hybrid_forward(self, F, x, weight):
+        return F.dot(x, weight.T)
+
+
 def test_infer_shape_lets_a_hybrid_block_defer_its_own_parameters():
-    class MyDense(nn.HybridBlock):
-        def __init__(self, units, **kwargs):
-            super().__init__(**kwargs)
-            self.units = units
-            self.weight = self.params.get("weight", shape=(units, 0))
-
-        def infer_shape(self, x, *args):
-            self.weight.shape = (self.units, x.shape[1])
-
-        def hybrid_forward(self, F, x, weight):
-            return F.dot(x, weight.T)
-
     net = nn.HybridSequential()
     net.add(MyDense(4), MyDense(2))
     net.initialize(device="cpu", seed=9)
@@ -140,20 +143,8 @@ def test_infer_shape_lets_a_hybrid_block_defer_its_own_parameters():
 def test_a_block_with_its_own_infer_shape_called_before_initialize_says_to_initialize():
     from gpuinit.errors import UninitializedParameterError
 
-    class Projection(nn.HybridBlock):
-        def __init__(self, units, **kwargs):
-            super().__init__(**kwargs)
-            self.units = units
-            self.weight = self.params.get("weight", shape=(units, 0))
-
-        def infer_shape(self, x, *args):
-            self.weight.shape = (self.units, x.shape[1])
-
-        def hybrid_forward(self, F, x, weight):
-            return F.dot(x, weight.T)
-
-    block = Projection(4)
-    with pytest.raises(UninitializedParameterError, match=r"'projection\d+_weight' was never initialized.*initialize\(\)"):
+    block = MyDense(4)
+    with pytest.raises(UninitializedParameterError, match=r"'mydense\d+_weight' was never initialized.*initialize\(\)"):
         block(nd.ones((2, 3)))
     assert block.weight.shape == (4, 0)
     block.initialize(seed=0)

@@ -12,40 +12,38 @@ Modules, one job each, from the bottom up:
   ``store``: layout, fit check, allocation and accounting of arenas; ``lifecycle``: every
   parameter change (initialize, shape inference, materialization, shards, set_data), all or
   nothing, thread-safe;
-- ``meta``: shape-only arrays; ``ops``: the layers' array operations; ``nn``: layers and
-  containers; ``nd``: arrays and operations; ``planning``: memory plans; ``sharding``: a rank's
-  slice of every parameter; ``models``: the model zoo; ``report``: the memory report;
-- ``torch`` (optional, ``pip install "gpuinit[torch]"``, imported only by ``import gpuinit.torch``):
-  the PyTorch bridge, materializing meta-built torch modules with these fills.
-- ``jax``: the JAX and Flax bridge, imported only as ``gpuinit.jax`` (it needs JAX).
+- ``meta``: shape-only arrays; ``fluent``: the array methods they share with ``arrays``
+  (``NDArray``, NumPy arrays with MXNet's methods); ``ops``: the layers' array operations; ``nn``:
+  layers and containers; ``nd``: arrays and operations; ``gluon``, ``base``, ``context``: MXNet's
+  names; ``planning``: memory plans; ``sharding``: a rank's slice of every parameter, and element
+  ranges or blocks of one filled into caller-owned memory; ``checkpoint``: safetensors files;
+  ``models``: the model zoo; ``report``: the memory report;
+- the bridges, each imported only on its own (``import gpuinit.torch``, ``import gpuinit.jax``)
+  and needing its framework (``pip install "gpuinit[torch]"`` / ``"gpuinit[jax]"``): ``torch``
+  materializes meta-built torch modules (FSDP2 shards included), ``jax`` makes JAX/Flax parameter
+  trees (sharded on meshes), both with these fills.
 """
 
-from . import init, nd, nn
+from . import base, checkpoint, context, gluon, init, nd, nn
+from .base import MXNetError
 from .device import Device, as_device, cpu, default_device, gpu
-from .errors import (ArgumentError, ArgumentTypeError, DeferredInitializationError, DeviceError,
-                     GpuInitError, InitializerError, OutOfMemoryError, PlanError, ShapeError,
-                     UninitializedParameterError)
+from .errors import (ArgumentError, ArgumentTypeError, CheckpointError, CheckpointNotFoundError,
+                     DeferredInitializationError, DeviceError, GpuInitError, InitializerError,
+                     OutOfMemoryError, PlanError, ShapeError, UninitializedParameterError)
+from .nd import random  # MXNet's mx.random (seed, uniform, normal)
 from .parameter import Parameter, ParameterDict
 from .planning import Plan, plan
 from .sharding import shard
 from .streams import seed
 
-# MXNet's namespaces, so Gluon 1.x code runs with ``import gpuinit as mx`` (issue 9, surface)
-from . import base, context, gluon  # noqa: E402
-from .base import MXNetError  # noqa: E402
-from .nd import random  # noqa: E402  (mx.random.seed, mx.random.uniform, ...)
-
-ndarray, initializer = nd, init  # MXNet's long names: mx.ndarray.empty, mx.initializer.Constant
+# MXNet's long names, so Gluon 1.x code runs with ``import gpuinit as mx``: mx.ndarray.empty,
+# mx.initializer.Constant.
+ndarray, initializer = nd, init
 
 __version__ = "0.1.0"
 
-__all__ = ["ArgumentError", "ArgumentTypeError", "DeferredInitializationError", "Device", "DeviceError",
-           "GpuInitError", "InitializerError", "OutOfMemoryError", "Parameter", "ParameterDict", "PlanError",
-           "ShapeError", "UninitializedParameterError", "as_device", "cpu", "default_device",
-           "gpu", "init", "nd", "nn", "plan", "Plan", "seed", "shard"]
-
-# Checkpoints (gpuinit.checkpoint: Block.save_parameters/load_parameters, nd.save/load).
-from . import checkpoint  # noqa: E402
-from .errors import CheckpointError, CheckpointNotFoundError  # noqa: E402
-
-__all__ += ["CheckpointError", "CheckpointNotFoundError", "checkpoint"]
+__all__ = ["ArgumentError", "ArgumentTypeError", "CheckpointError", "CheckpointNotFoundError",
+           "DeferredInitializationError", "Device", "DeviceError", "GpuInitError", "InitializerError",
+           "OutOfMemoryError", "Parameter", "ParameterDict", "PlanError", "ShapeError",
+           "UninitializedParameterError", "as_device", "checkpoint", "cpu", "default_device", "gpu", "init",
+           "nd", "nn", "plan", "Plan", "seed", "shard"]

@@ -611,9 +611,10 @@ class HybridBlock(Block):
                     raise ArgumentError(f"{self._where()}: a hybridized block takes arrays, None and lists of "
                                         f"them, got {type(value).__name__} {value!r} as input {i}; pass it as an "
                                         "array (nd.array(...)), or call hybridize(False)")
-        unknown = [p for p in self._reg_params.values() if p is not None and not p.shape_known]
-        if unknown and type(self).infer_shape is not Block.infer_shape:
-            never = [p.name for p in unknown if not p.requested]
+        if type(self).infer_shape is not Block.infer_shape and \
+                any(p is not None and not p.shape_known for p in self._reg_params.values()):
+            never = [p.name for p in self._reg_params.values()
+                     if p is not None and not p.shape_known and not p.requested]
             if never:
                 raise UninitializedParameterError(
                     f"{self._where()}: parameter {never[0]!r} was never initialized, so its shape cannot be "

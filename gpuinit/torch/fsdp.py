@@ -108,7 +108,8 @@ def check_seed_shared(seed, where: str) -> None:
 
 
 def materialize(module, slots, device, seed, dtype, where):
-    """``to_empty`` (FSDP2 re-points its shards) and fill each rank's local shards in place."""
+    """``to_empty`` (FSDP2 re-points its shards) and fill each rank's local shards in place; on any
+    failure the module goes back to the meta device, its memory given back."""
     from .materialize import fill_in_place
     check_placements(slots, where)
     check_seed_shared(seed, where)
@@ -119,10 +120,30 @@ def materialize(module, slots, device, seed, dtype, where):
     if any(not slot.tensor.is_meta for slot in slots):
         raise ArgumentError(f"{where}: reinit=True is not supported for an FSDP2 module; call "
                             "gpuinit.torch.fill_(module) to re-initialize its shards in place")
+    real = [name for name, p in module.named_parameters() if not p.is_meta]
+    if real:
+        raise ArgumentError(f"{where}: the FSDP2 module has parameters that already have memory ({real[:3]!r}"
+                            f"{' ...' if len(real) > 3 else ''}) beside meta ones; FSDP2 allocates with to_empty, "
+                            "which would overwrite them. Build every parameter on the meta device before "
+                            "fully_shard, or materialize before fully_shard")
+    # to_empty gives every tensor new memory, buffers with values included: those are put back.
+    kept = [(mod._buffers, local, b) for mod in module.modules() for local, b in mod._buffers.items()
+            if b is not None and not b.is_meta]
     with call_seed(seed) as seed_value:
         module.to_empty(device=device)
-        fill_in_place(slots, seed_value, where)
+        _put_back(kept)
+        try:
+            fill_in_place(slots, seed_value, where)
+        except BaseException:
+            module.to_empty(device="meta")  # the module as it was: the shards' memory given back
+            _put_back(kept)
+            raise
     return module
+
+
+def _put_back(kept) -> None:
+    for table, local, buffer in kept:
+        table[local] = buffer
 
 
 __all__ = ["check_placements", "has_dtensors", "is_dtensor", "local_part", "materialize"]

@@ -21,7 +21,7 @@ def main() -> int:
 
     import gpuinit.torch as gt
     from gpuinit import init
-    from gpuinit.errors import ArgumentError
+    from gpuinit.errors import ArgumentError, InitializerError
 
     dist.init_process_group("gloo")
     rank, world = dist.get_rank(), dist.get_world_size()
@@ -75,6 +75,43 @@ def main() -> int:
     else:
         raise AssertionError("Shard(1) was accepted")
     assert all(p.is_meta for p in other.parameters())
+    # A rule's function that fails after to_empty: the module goes back to the meta device (its
+    # memory given back), and a second materialize works.
+    other = _meta(torch, nn)
+    fully_shard(other, mesh=mesh)
+
+    def broken(t):
+        raise RuntimeError("no")
+    try:
+        gt.materialize(other, device="cpu", seed=3, rules={r"^1\.bias$": broken})
+    except InitializerError as exc:
+        assert "1.bias" in str(exc), exc
+    else:
+        raise AssertionError("a failing rule function was accepted")
+    assert all(t.is_meta for t in other.parameters()) and all(t.is_meta for t in other.buffers())
+    gt.materialize(other, device="cpu", seed=3, rules=rules)
+    for name, p in other.named_parameters():
+        assert torch.equal(p.full_tensor().detach(), want[name].detach()), (rank, name)
+
+    # A buffer that already holds values keeps them (to_empty alone would leave garbage there).
+    other = _meta(torch, nn)
+    other[4].register_buffer("running_var", torch.full((2,), 7.0))
+    fully_shard(other, mesh=mesh)
+    gt.materialize(other, device="cpu", seed=3)
+    assert torch.equal(other[4].running_var, torch.full((2,), 7.0))
+    assert not any(t.is_meta for t in other.parameters())
+
+    # A parameter that already has memory, beside meta ones, is refused, the module unchanged.
+    other = _meta(torch, nn)
+    other[5].bias = nn.Parameter(torch.ones(1))
+    fully_shard(other, mesh=mesh)
+    try:
+        gt.materialize(other, device="cpu", seed=3)
+    except ArgumentError as exc:
+        assert "'5.bias'" in str(exc) and "meta device" in str(exc), exc
+    else:
+        raise AssertionError("a real parameter beside meta ones was accepted")
+    assert other[0].weight.is_meta and not other[5].bias.is_meta
     dist.barrier()
     print(f"OK rank {rank} of {world}", flush=True)
     dist.destroy_process_group()

@@ -1,6 +1,8 @@
 """FSDP2 on the CPU (gloo): each rank materializes its own dim-0 shards, without communication,
 and the gathered parameters equal the unsharded materialize bit for bit (uneven and empty shards
-included); fill_ refills the shards in place; Shard(1) is refused, the module left as it was.
+included); fill_ refills the shards in place; Shard(1), an unshared seed and a real parameter
+beside meta ones are refused, and a failing rule function puts the module back on the meta
+device, in each case the module left as it was; buffers that hold values keep them.
 The checks run in tests/torch/fsdp_worker.py, under torchrun."""
 
 import os

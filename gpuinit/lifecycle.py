@@ -29,6 +29,7 @@ forward initialize exactly once.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import math
 import threading
 import time
@@ -150,18 +151,20 @@ def bump() -> None:
         _generation[0] += 1
 
 
-_observer: dict = {}
+# The progress callback of the report being run in this thread (or asyncio task): a context
+# variable, so one thread's report never sees another thread's materializations.
+_progress: contextvars.ContextVar = contextvars.ContextVar("gpuinit_progress", default=None)
 
 
 @contextlib.contextmanager
 def observe(progress):
-    """Report the progress of every materialization in the block to ``progress(nbytes)``."""
-    previous = _observer.get("progress")
-    _observer["progress"] = progress
+    """Report the progress of every materialization this thread runs in the block to
+    ``progress(nbytes)``."""
+    token = _progress.set(progress)
     try:
         yield
     finally:
-        _observer["progress"] = previous
+        _progress.reset(token)
 
 
 # --- the step: staged changes, owned memory, commit or undo --------------------------------------
@@ -582,7 +585,7 @@ def _materialize(step, entries, keys=None) -> None:
         return
     started = time.perf_counter()
     batch = batch_for(entries, keys)
-    data = _fill(step, batch, _observer.get("progress"))
+    data = _fill(step, batch, _progress.get())
     copies = _replicate(step, batch.requests, batch.shapes, batch.dtypes, data)
     for param, request, shape, made, more in zip(batch.params, batch.requests, batch.shapes, data, copies):
         step.stage(param, param._initialized_as(request, made, shape, more))
@@ -922,7 +925,7 @@ def _read_into_arenas(step, devices, nbytes, read) -> list:
         ``(arena, offset)`` of each block, in order.
     """
     out = [None] * len(nbytes)
-    progress = _observer.get("progress")
+    progress = _progress.get()
     for device, (indices, offsets, size) in store.place(devices, nbytes).items():
         arena = store.allocate(device, size, populate=True)  # read front to back by this thread
         step.arenas.append((arena, device, size))

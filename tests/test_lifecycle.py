@@ -774,3 +774,25 @@ def test_out_of_memory_in_a_python_initializer_stays_out_of_memory():
 
     with pytest.raises(MemoryError, match="no room"):
         nn.Dense(4, in_units=3).initialize(Exhausted(), device="cpu", seed=0)
+
+
+def test_progress_reports_only_the_observing_threads_materializations():
+    """The memory report's progress callback counts what its own thread materializes: a network
+    another thread initializes meanwhile is not in its figures."""
+    seen, inside, done = [], threading.Event(), threading.Event()
+
+    def report():
+        with lifecycle.observe(seen.append):
+            inside.set()
+            done.wait(30)
+            own = nn.Dense(4, in_units=3)
+            own.initialize(seed=0)
+
+    thread = threading.Thread(target=report)
+    thread.start()
+    inside.wait(30)
+    other = nn.Dense(1000, in_units=1000)
+    other.initialize(seed=1)  # 4 MB in this thread, while the other observes
+    done.set()
+    thread.join(30)
+    assert sum(seen) == (4 * 3 + 4) * 4

@@ -498,6 +498,10 @@ class Constant(Parameter):
         name: its name.
         value: an array (or anything ``numpy.asarray`` reads); a float array keeps its dtype,
             anything else becomes float32, as MXNet's ``nd.array`` does.
+
+    ``value`` stays the value it was made with, which ``initialize(force_reinit=True)`` writes back
+    and ``get_constant`` compares with; after a load, ``data()`` holds the loaded numbers (as in
+    Gluon).
     """
 
     def __init__(self, name, value):

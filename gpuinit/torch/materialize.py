@@ -245,6 +245,9 @@ def _materialize_checked(module, device, seed, rules, dtype, unknown, reinit):
     dtype = _check_dtype_arg(dtype, where)
     reinit = bool(reinit)
     slots = collect(module, rules, unknown, where, lambda t: reinit or t.is_meta)
+    if not slots and not any(True for _ in module.parameters()) and not any(True for _ in module.buffers()):
+        raise ArgumentError(f"{where}: the {type(module).__name__} has no parameters or buffers, so there is "
+                            "nothing to materialize; pass the module that holds the tensors")
     if not slots:
         raise ArgumentError(f"{where}: every tensor of the {type(module).__name__} already has memory (none is on "
                             "the meta device); to re-initialize it in place call gpuinit.torch.fill_(module), or "

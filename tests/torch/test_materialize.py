@@ -277,6 +277,11 @@ def test_an_already_materialized_module_is_refused_unless_asked_to_reinitialize(
     assert torch.equal(net.weight, gt.materialize(meta(nn.Linear, 3, 3), device="cpu", seed=0).weight)
 
 
+def test_a_module_without_tensors_is_named_as_such():
+    with pytest.raises(ArgumentError, match="ReLU has no parameters or buffers"):
+        gt.materialize(nn.ReLU(), device="cpu", seed=0)
+
+
 def test_a_model_that_does_not_fit_is_refused_before_allocating():
     net = meta(nn.Linear, 1 << 21, 1 << 21)  # 16 TiB of float32
     before = snapshot(net)

@@ -4,8 +4,9 @@
 from torch's allocator (so ``torch.cuda.memory_allocated`` and torch's caching see it), fills the
 arena through gpuinit's fill engine (:func:`gpuinit.sharding.fill_pieces`: on the CPU the compiled
 engine writes straight into torch's memory; on CUDA the kernels run on torch's current stream),
-and only then points the module's parameters and buffers at views of it. :func:`fill_` writes
-into tensors someone else allocated (FSDP2's shards included), in place.
+and only then points the module's parameters and buffers at it (each through a storage of its own
+over its bytes). :func:`fill_` writes into tensors someone else allocated (FSDP2's shards
+included), in place.
 
 Steps that can fail (checks, the fit, allocation, fills, a rule's function) run before the module
 is touched; a failure leaves it as it was and drops the arena.
@@ -118,7 +119,7 @@ class _Filler:
         self.pieces, self.after = [], []
 
     def add(self, slot, out_torch, out_xp, start: int, shape) -> None:
-        """Fill ``out_torch`` (elements ``[start, ...)`` of ``slot``'s tensor of ``shape``, flat);
+        """Fill ``out_torch`` (contiguous: elements ``[start, ...)`` of ``slot``'s tensor of ``shape``);
         ``out_xp`` is the same memory as a NumPy or CuPy array, or None."""
         how = slot.how
         if isinstance(how, Initializer):
@@ -133,7 +134,7 @@ class _Filler:
             for r in slot.zero_rows:
                 lo, hi = max(r * row - start, 0), min((r + 1) * row - start, out_torch.numel())
                 if lo < hi:
-                    self.after.append(lambda lo=lo, hi=hi: out_torch[lo:hi].zero_())
+                    self.after.append(lambda lo=lo, hi=hi: out_torch.view(-1)[lo:hi].zero_())
 
     def run(self) -> None:
         device = gpuinit_device(self.device)
@@ -190,8 +191,11 @@ def _reset_unknown(slots, where) -> None:
 def materialize(module, device=None, seed=None, rules=None, dtype=None, unknown="error", reinit=False):
     """Give a meta-built module memory, one arena per device, filled by gpuinit's streams.
 
-    Every parameter and buffer on the meta device becomes a view into one arena that torch's
-    allocator gives (on CUDA, ``torch.cuda.memory_allocated`` counts it), filled with no copy:
+    Every parameter and buffer on the meta device gets its bytes in one arena that torch's
+    allocator gives (on CUDA, ``torch.cuda.memory_allocated`` counts it), through a storage of its
+    own (so ``torch.save`` of a part writes that part, and safetensors' ``save_model`` sees
+    separate tensors; the arena lives while any of them does; CUDA IPC sharing of such a tensor
+    needs a ``clone()`` first), filled with no copy:
     gpuinit's fill engine writes into that memory, on CUDA on torch's current stream (the call does
     not wait for the fills: torch work queued after it on that stream sees the numbers). Tensors
     already on a real device are kept as they are (pass ``reinit=True`` to re-initialize them too).
@@ -281,18 +285,21 @@ def _materialize(module, slots, device, seed, dtype, where) -> None:
     start = (-raw.data_ptr()) % store.ALIGNMENT if pad else 0
     arena = raw[start:start + max(size, 1)]
     arena_xp = backend.cupy_module().asarray(arena) if device.type == "cuda" else arena.numpy()
-    typed, typed_xp = {}, {}  # the whole arena as each dtype: one view per tensor after that
+    # Each tensor gets a storage of its own over its bytes of the arena (a storage slice keeps the
+    # arena alive): one allocation, yet torch.save and safetensors' save_model see separate
+    # tensors, not one storage shared by all (which save_model refuses, and torch.save of one
+    # sub-module would write whole).
+    storage = raw.untyped_storage()
+    typed_xp = {}  # the whole arena as each float dtype: one view per tensor after that
     views = []
     filler = _Filler(device, seed)
     for slot, shape, d, offset, n in zip(slots, shapes, new_dtypes, offsets, nbytes):
-        if d not in typed:
-            whole = arena[:size // d.itemsize * d.itemsize]
-            typed[d] = whole.view(d)
+        if d not in typed_xp:
             typed_xp[d] = arena_xp[:size // d.itemsize * d.itemsize].view(numpy_dtype(d)) if d in FLOATS else None
+        view = torch.empty(0, dtype=d, device=device).set_(storage[start + offset:start + offset + n], 0, shape)
         first, count = offset // d.itemsize, n // d.itemsize
-        flat = typed[d][first:first + count]
-        filler.add(slot, flat, typed_xp[d][first:first + count] if typed_xp[d] is not None else None, 0, shape)
-        views.append(flat.view(shape))
+        filler.add(slot, view, typed_xp[d][first:first + count] if typed_xp[d] is not None else None, 0, shape)
+        views.append(view)
     filler.run()
     view_of = {id(slot): view for slot, view in zip(slots, views)}
     _run_functions(slots, lambda slot: [view_of[id(slot)]], where)

@@ -1,4 +1,5 @@
-"""gpuinit.torch.materialize and fill_ on the CPU: one arena from torch's allocator with no copies,
+"""gpuinit.torch.materialize and fill_ on the CPU: one arena from torch's allocator with no copies
+(each tensor a storage of its own over its bytes, so saving a part writes that part),
 gpuinit's streams keyed by the module's own names, rules, tied weights, modules gpuinit does not
 know, and bad input that leaves the module as it was."""
 
@@ -67,17 +68,57 @@ def digest(module):
 
 # --- zero copies, one arena -----------------------------------------------------------------------
 
-def test_every_tensor_is_a_view_of_one_torch_arena():
+def arena_range(tensors):
+    """``(first byte, end)`` of the one allocation the last materialize made, checked to hold every
+    tensor's bytes."""
+    first = min(t.data_ptr() for t in tensors)
+    end = first + sys.modules["gpuinit.torch.materialize"].last_materialization["bytes"]
+    for t in tensors:
+        assert first <= t.data_ptr() and t.data_ptr() + t.numel() * t.element_size() <= end
+    return first, end
+
+
+def test_every_tensor_has_its_own_storage_in_one_torch_arena():
     net = gt.materialize(meta(TinyGPT), device="cpu", rules=TIE, seed=0)
     tensors = list(net.parameters()) + list(net.buffers())
-    storages = {t.untyped_storage().data_ptr() for t in tensors}
-    assert len(storages) == 1  # one allocation holds everything: the fills wrote into it, no copy
-    base = storages.pop()
-    size = tensors[0].untyped_storage().nbytes()
+    arena_range(tensors)  # one allocation holds everything: the fills wrote into it, no copy
+    spans = sorted((t.data_ptr(), t.data_ptr() + t.numel() * t.element_size()) for t in tensors)
+    assert all(a_end <= b for (_, a_end), (b, _) in zip(spans, spans[1:]))  # no overlaps
     for t in tensors:
-        assert base <= t.data_ptr() and t.data_ptr() + t.numel() * t.element_size() <= base + size
+        # a storage of its own, exactly its bytes: what torch.save and safetensors look at
+        assert t.untyped_storage().data_ptr() == t.data_ptr() and t.storage_offset() == 0
+        assert t.untyped_storage().nbytes() == t.numel() * t.element_size()
         assert t.data_ptr() % gpuinit.store.ALIGNMENT == 0
+    assert net.lm_head.weight is net.wte.weight  # tied: one tensor still
     assert all(isinstance(p, nn.Parameter) and p.requires_grad for p in net.parameters())
+
+
+def test_saved_parts_hold_their_own_bytes_only_and_safetensors_saves_the_model(tmp_path):
+    from safetensors.torch import load_model, save_model
+    net = gt.materialize(meta(TinyGPT, d=32), device="cpu", rules=TIE, seed=0)
+    part = net.h[1].mlp.state_dict()
+    path = tmp_path / "part.pt"
+    torch.save(part, path)
+    own = sum(t.numel() * t.element_size() for t in part.values())
+    assert path.stat().st_size < own + 4096  # the part, not the whole arena
+    reloaded = torch.load(path)
+    assert all(torch.equal(reloaded[k], v) for k, v in part.items())
+    # safetensors refuses tensors that share a storage without covering it; these do not share one
+    save_model(net, str(tmp_path / "net.safetensors"))
+    fresh = gt.materialize(meta(TinyGPT, d=32), device="cpu", rules=TIE, seed=1)
+    load_model(fresh, str(tmp_path / "net.safetensors"))
+    assert digest(fresh) == digest(net)
+
+
+def test_a_dropped_module_keeps_what_a_saved_tensor_still_uses():
+    net = gt.materialize(meta(TinyGPT), device="cpu", rules=TIE, seed=0)
+    kept = net.h[0].attn.weight
+    want = kept.detach().clone()
+    del net
+    import gc
+    gc.collect()
+    junk = [torch.ones(100_000) for _ in range(20)]  # reuse freed memory, if the arena were freed
+    assert torch.equal(kept.detach(), want) and len(junk) == 20
 
 
 def test_the_numbers_are_gpuinits_streams_keyed_by_the_tensor_name():
@@ -207,7 +248,7 @@ def test_unknown_reset_runs_the_modules_own_reset_parameters_on_the_arena():
     gt.materialize(net, device="cpu", seed=0, unknown="reset", rules={r"untouched$": lambda t: t.fill_(7.0)})
     assert torch.equal(net[1].gain, torch.full((5,), 3.0))
     assert torch.equal(net[1].untouched, torch.full((4,), 7.0))
-    assert net[1].gain.untyped_storage().data_ptr() == net[0].weight.untyped_storage().data_ptr()
+    arena_range([net[1].gain, net[0].weight])  # reset_parameters wrote into the arena
 
 
 def test_a_subclass_that_overrides_reset_parameters_is_not_taken_for_its_base():
@@ -365,7 +406,8 @@ def test_cuda_materialize_is_the_cpus_bits_in_torchs_memory_on_its_stream():
     cpu = gt.materialize(meta(TinyGPT, d=64), device="cpu", rules=TIE, seed=9, dtype=torch.bfloat16)
     for (n, a), (_, b) in zip(net.state_dict().items(), cpu.state_dict().items()):
         assert torch.equal(a.cpu().view(-1).view(torch.uint8), b.view(-1).view(torch.uint8)), n
-    assert len({t.untyped_storage().data_ptr() for t in net.parameters()}) == 1
+    arena_range(list(net.parameters()))  # one allocation from torch's caching allocator
+    assert all(p.untyped_storage().nbytes() == p.numel() * p.element_size() for p in net.parameters())
 
 
 def test_fill_writes_non_contiguous_tensors_in_their_logical_order():
@@ -406,7 +448,7 @@ def test_a_tensor_tied_across_module_types_needs_a_rule_saying_which_default():
         gt.materialize(net, device="cpu", seed=0)
     assert net.wte.weight.is_meta
     gt.materialize(net, device="cpu", seed=0, rules={r"wte\.weight$": init.Normal(1.0)})
-    assert net.lm_head.weight is net.wte.weight and 0.95 < float(net.wte.weight.std()) < 1.05
+    assert net.lm_head.weight is net.wte.weight and 0.95 < float(net.wte.weight.detach().std()) < 1.05
 
 
 def test_fill_that_fails_in_a_rule_function_leaves_every_tensor_as_it_was():

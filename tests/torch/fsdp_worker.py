@@ -56,24 +56,15 @@ def main() -> int:
     # Without a seed shared by every rank, sharded modules are refused, unchanged.
     other = _meta(torch, nn)
     fully_shard(other, mesh=mesh)
-    try:
-        gt.materialize(other, device="cpu")
-    except ArgumentError as exc:
-        assert "same seed" in str(exc), exc
-    else:
-        raise AssertionError("seed=None was accepted for shards")
+    refused("seed=None for shards", lambda: gt.materialize(other, device="cpu"), ArgumentError, "same seed")
     assert all(p.is_meta for p in other.parameters())
 
     # Placements other than Shard(0) and Replicate are refused, the module left on the meta device.
     with torch.device("meta"):
         other = nn.Sequential(nn.Linear(6, 4))  # dim 1 even among 2 and 3 ranks, as FSDP2 needs
     fully_shard(other, mesh=mesh, shard_placement_fn=lambda p: Shard(1) if p.dim() == 2 else Shard(0))
-    try:
-        gt.materialize(other, device="cpu", seed=3)
-    except ArgumentError as exc:
-        assert "Shard(dim=1)" in str(exc) and "not supported" in str(exc), exc
-    else:
-        raise AssertionError("Shard(1) was accepted")
+    refused("Shard(1)", lambda: gt.materialize(other, device="cpu", seed=3), ArgumentError, "Shard(dim=1)",
+            "not supported")
     assert all(p.is_meta for p in other.parameters())
     # A rule's function that fails after to_empty: the module goes back to the meta device (its
     # memory given back), and a second materialize works.
@@ -82,12 +73,9 @@ def main() -> int:
 
     def broken(t):
         raise RuntimeError("no")
-    try:
-        gt.materialize(other, device="cpu", seed=3, rules={r"^1\.bias$": broken})
-    except InitializerError as exc:
-        assert "1.bias" in str(exc), exc
-    else:
-        raise AssertionError("a failing rule function was accepted")
+    failing = {r"^1\.bias$": broken}
+    refused("a failing rule function", lambda: gt.materialize(other, device="cpu", seed=3, rules=failing),
+            InitializerError, "1.bias")
     assert all(t.is_meta for t in other.parameters()) and all(t.is_meta for t in other.buffers())
     gt.materialize(other, device="cpu", seed=3, rules=rules)
     for name, p in other.named_parameters():
@@ -105,17 +93,23 @@ def main() -> int:
     other = _meta(torch, nn)
     other[5].bias = nn.Parameter(torch.ones(1))
     fully_shard(other, mesh=mesh)
-    try:
-        gt.materialize(other, device="cpu", seed=3)
-    except ArgumentError as exc:
-        assert "'5.bias'" in str(exc) and "meta device" in str(exc), exc
-    else:
-        raise AssertionError("a real parameter beside meta ones was accepted")
+    refused("a real parameter beside meta ones", lambda: gt.materialize(other, device="cpu", seed=3), ArgumentError,
+            "'5.bias'", "meta device")
     assert other[0].weight.is_meta and not other[5].bias.is_meta
     dist.barrier()
     print(f"OK rank {rank} of {world}", flush=True)
     dist.destroy_process_group()
     return 0
+
+
+def refused(what, call, error, *says) -> None:
+    """``call()`` (doing ``what``) raises ``error``, its message holding each of ``says``."""
+    try:
+        call()
+    except error as exc:
+        assert all(text in str(exc) for text in says), exc
+    else:
+        raise AssertionError(f"{what} was accepted")
 
 
 def _meta(torch, nn):

@@ -11,6 +11,7 @@ MSRAPrelu and PyTorch's xavier_*/kaiming_* are each a choice of ``scale``, ``mod
 
 from __future__ import annotations
 
+import copy
 import math
 
 from .. import checks
@@ -84,6 +85,31 @@ class VarianceScaling(Initializer):
         if distribution == "normal":
             return Fill.normal(0.0, std)
         return Fill.truncated_normal(0.0, std / _TRUNCATED_STD, -2.0, 2.0)
+
+    @property
+    def has_axes(self) -> bool:
+        """Whether the fan axes are given (``in_axis``/``out_axis``) rather than read from gpuinit's
+        ``(out, in, *kernel)`` layout."""
+        return bool(self._fan_axes)
+
+    def with_axes(self, in_axis=-2, out_axis=-1, batch_axis=()):
+        """The same initializer (scale, mode, distribution) with its fans read from these axes: a
+        preset (``KaimingNormal()``, ``Xavier()``) for Flax's ``(..., in, out)`` kernels.
+
+        Example:
+            >>> from gpuinit import init
+            >>> he = init.KaimingNormal().with_axes(in_axis=-2, out_axis=-1)
+            >>> round(he.fill_for(init.InitDesc("kernel", shape=(1024, 16), own=True)).b ** 2 * 1024, 6)
+            2.0
+        """
+        axes = {"in_axis": in_axis, "out_axis": out_axis, "batch_axis": batch_axis}
+        where = type(self).__name__
+        for name, value in axes.items():
+            _axes(value, name, None, where)
+        clone = copy.copy(self)
+        clone._fan_axes = {k: tuple(v) if isinstance(v, (list, tuple)) else v for k, v in axes.items()}
+        clone._kwargs = {**self._kwargs, **clone._fan_axes}
+        return clone
 
     def _preset(self, **kwargs) -> None:
         """Keep the preset's own arguments for ``repr`` (the core's are derived)."""

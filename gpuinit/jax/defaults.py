@@ -15,17 +15,29 @@ leaf name                 initializer (gpuinit's, with Flax's numbers)
                           N(0, 1 / features)
 ``scale``                 ones (LayerNorm, RMSNorm, BatchNorm, GroupNorm)
 ``mean`` / ``var``        zeros / ones (BatchNorm's batch statistics)
+``negative_slope``        0.01 (PReLU's ``negative_slope_init``)
 ========================  ==========================================================================
 
 A kernel of more than 2 dimensions is ambiguous from its shape alone: Flax's ``DenseGeneral`` with
 features ``(a, b)`` on ``in`` features makes an ``(in, a, b)`` kernel and initializes it as the
 ``(in, a * b)`` matrix (fan-in ``in``), where a 1-D convolution's ``(k, in, out)`` has fan-in
 ``k * in``. So such a kernel gets the convolution's fans only where its module's name says it is
-one (linen's ``Conv_0``, ``ConvTranspose_0``, ``ConvLocal_0``, or any name containing ``conv``, in
-any case, and the ``ih``/``hh`` convolutions of ``ConvLSTMCell``); attention's ``query``, ``key``
-and ``value`` kernels ``(in, heads, head_dim)`` take ``in_axis=0`` and the other axes as the output,
-and its ``out`` kernel ``(heads, head_dim, out)`` (beside them) takes the last axis as the output and
-the others as the input. Any other such kernel is refused with an error that gives the rule to pass.
+one (linen's ``Conv_0``, ``ConvTranspose_0``, ``ConvLocal_0``, or a name with ``conv`` as a word
+of it: ``conv1``, ``stem_conv``, ``UpConv``, ``deconv``, not ``convert``; and the ``ih``/``hh``
+convolutions of ``ConvLSTMCell``); attention's ``query``, ``key`` and ``value`` kernels
+``(in, heads, head_dim)`` take ``in_axis=0`` and the other axes as the output, and its ``out``
+kernel ``(heads, head_dim, out)`` (beside them) takes the last axis as the output and the others as
+the input. Any other such kernel is refused with an error that gives the rule to pass.
+
+Layers stacked by ``nn.scan``, ``nn.vmap`` (``variable_axes={'params': 0}``) or ``nnx.vmap`` carry
+their copies on leading axes, which are neither fan: Flax draws each copy as the layer alone.
+gpuinit counts leading axes as stacked (``batch_axis``) where the tree shows them: attention's
+kernels beyond 3 dimensions (Flax's are always 3), an ``embedding`` beyond 2, a convolution's bias
+beyond 1, a kernel of linen's ``Dense_N`` beyond 2, and, for any kernel, a normalization's ``scale``, ``mean`` or ``var`` beyond 1 dimension in
+its own module or the nearest enclosing module that holds one (a scanned transformer block's
+LayerNorm, a scanned convolution's BatchNorm), with the same leading sizes. A stacked Dense kernel
+``(L, in, out)`` without such a sign is refused as ambiguous; a stacked recurrent cell's hidden
+kernel is refused (each copy would need its own orthogonal matrix).
 
 Flax's recurrent cells give their hidden-to-hidden kernels ``orthogonal()``: a cell is recognized by
 the exact set of its sub-modules' names, and only when its recurrent kernels are ``(H, H)`` or
@@ -44,7 +56,10 @@ The input kernels keep ``lecun_normal`` and the biases zeros, as in Flax.
 
 A rule maps a regular expression, searched in the leaf's path (``params/Dense_0/kernel``), to a
 gpuinit initializer (an instance, a class, or a name such as ``'zeros'``); the first rule that
-matches wins, and every rule must match some leaf.
+matches wins, and every rule must match some leaf. A variance-scaling initializer given without
+fan axes (``KaimingNormal()``, ``Xavier()``, ``'kaiming_normal'``) reads JAX's ``(..., in, out)``
+layout here (``in_axis=-2, out_axis=-1``), not gpuinit's ``(out, in, *kernel)``; pass its axes
+(``VarianceScaling(..., in_axis=..., out_axis=...)`` or ``.with_axes(...)``) for any other layout.
 """
 
 from __future__ import annotations
@@ -67,7 +82,7 @@ ZEROS, ONES = gpuinit_init.Zero(), gpuinit_init.One()
 ORTHOGONAL = gpuinit_init.Orthogonal(1.0, "normal")
 
 DEFAULTS = {"kernel": LECUN_NORMAL, "bias": ZEROS, "embedding": EMBED, "scale": ONES, "mean": ZEROS,
-            "var": ONES}
+            "var": ONES, "negative_slope": gpuinit_init.Constant(0.01)}  # PReLU's negative_slope_init
 # The projections Flax's attention makes with DenseGeneral from one input axis to (heads, head_dim),
 # and the one back from (heads, head_dim) to the features, named beside them.
 ATTENTION_PROJECTIONS = ("query", "key", "value")
@@ -87,14 +102,14 @@ RECURRENT_CELLS = {
 CONV_CELL = frozenset({"ih", "hh"})
 
 
-def _projection(ndim: int):
-    return gpuinit_init.VarianceScaling(1.0, "fan_in", "truncated_normal", in_axis=0,
-                                        out_axis=tuple(range(1, ndim)))
-
-
-def _flattened(ndim: int):
-    return gpuinit_init.VarianceScaling(1.0, "fan_in", "truncated_normal", in_axis=tuple(range(ndim - 1)),
-                                        out_axis=-1)
+def _lecun(in_axis, out_axis, stacked: int = 0):
+    """Flax's lecun_normal with these fan axes, over ``stacked`` leading axes of stacked copies."""
+    if not stacked:
+        if (in_axis, out_axis) == (-2, -1):
+            return LECUN_NORMAL
+        return gpuinit_init.VarianceScaling(1.0, "fan_in", "truncated_normal", in_axis=in_axis, out_axis=out_axis)
+    return gpuinit_init.VarianceScaling(1.0, "fan_in", "truncated_normal", in_axis=in_axis, out_axis=out_axis,
+                                        batch_axis=tuple(range(stacked)))
 
 
 def _module_path(path: str, up: int) -> str:
@@ -110,50 +125,131 @@ def sub_modules(leaves) -> dict:
     return out
 
 
+# Leaves whose rank Flax fixes, so that more dimensions are stacked copies: a normalization's
+# per-feature statistics and scale (1-D: LayerNorm, RMSNorm, BatchNorm, GroupNorm).
+NORM_LEAVES = ("scale", "mean", "var")
+
+
+def stacked_signs(leaves) -> dict:
+    """``{module path: {leading shape}}``: the leading axes that normalization leaves (see
+    :data:`NORM_LEAVES`) directly inside each module's sub-modules show to be stacked copies
+    (``()`` for a 1-D leaf: not stacked)."""
+    out = defaultdict(set)
+    for leaf in leaves:
+        if leaf.name in NORM_LEAVES and len(leaf.shape) >= 1 and leaf.parent:
+            out[_module_path(leaf.path, 2)].add(tuple(leaf.shape[:-1]))
+    return out
+
+
+def _stacked_axes(leaf: Leaf, own: dict, signs: dict) -> int:
+    """How many leading axes of ``leaf`` (a kernel) are stacked copies: shown by its module's own
+    ``bias`` of a convolution (``own``, its leaves' shapes by name), else by the nearest enclosing
+    module holding normalization leaves; 0 where nothing shows it."""
+    bias = own.get("bias")
+    if bias is not None and _is_conv(leaf.parent) and len(bias) > 1:
+        lead = tuple(bias[:-1])
+        return len(lead) if tuple(leaf.shape[:len(lead)]) == lead else 0
+    level = _module_path(leaf.path, 1)
+    while level:
+        level = _module_path(level, 1) if "/" in level else ""
+        found = signs.get(level)
+        if found:
+            if len(found) == 1:
+                lead = next(iter(found))
+                if tuple(leaf.shape[:len(lead)]) == lead and len(leaf.shape) - len(lead) >= 2:
+                    return len(lead)
+            return 0
+    return 0
+
+
 def _is_recurrent_matrix(shape) -> bool:
     return len(shape) == 2 and shape[0] > 0 and shape[1] in (shape[0], 3 * shape[0], 4 * shape[0])
 
 
+# A module name's words: split at non-letters and at camel-case humps ("UpConv" -> Up, Conv).
+_WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])")
+_CONV_WORDS = {"conv", "deconv", "convolution"}
+
+
+# linen's automatic name for a Dense (not a DenseGeneral): its kernel is always (in, out).
+_DENSE_NAME = re.compile(r"Dense_\d+$")
+
+
 def _is_conv(name: str) -> bool:
-    return "conv" in name.lower()
+    """Whether "conv" is a word of the name: Conv_0, ConvTranspose_0, UpConv, conv1, stem_conv,
+    deconv; not convert_proj or convex."""
+    return any(word.lower() in _CONV_WORDS for word in _WORD.findall(name or ""))
 
 
-def flax_default(leaf: Leaf, modules: dict | None = None):
+class TreeContext:
+    """What Flax's defaults read from the whole tree beside a leaf's own name and shape: the
+    sub-modules of each module, each module's leaves, and the signs of stacked layers."""
+
+    def __init__(self, leaves):
+        self.modules = sub_modules(leaves)
+        self.signs = stacked_signs(leaves)
+        self.own = defaultdict(dict)
+        for leaf in leaves:
+            self.own[_module_path(leaf.path, 1)][leaf.name] = tuple(leaf.shape)
+
+
+def flax_default(leaf: Leaf, modules=None):
     """Flax's default initializer for ``leaf``, or None where Flax's defaults have no such leaf name.
 
-    Goes by the leaf's name, its module's name, and the names of the modules beside it
-    (``modules``, from :func:`sub_modules` of the whole tree; by default, ``leaf``'s alone).
+    Goes by the leaf's name, its module's name, the names of the modules beside it, and the signs
+    of stacked layers (``modules``: a :class:`TreeContext` of the whole tree, or the
+    ``{module path: sub-module names}`` of :func:`sub_modules`; by default, ``leaf`` alone).
 
     Raises:
         InitializerError: a kernel of more than 2 dimensions that is neither a convolution's nor
-            attention's (see the module docstring); the message gives the rule to pass.
+            attention's nor shown to be stacked (see the module docstring); the message gives the
+            rule to pass.
     """
-    modules = sub_modules([leaf]) if modules is None else modules
-    siblings = frozenset(modules.get(_module_path(leaf.path, 2), ()))
+    context = modules if isinstance(modules, TreeContext) else TreeContext([leaf])
+    if isinstance(modules, dict):
+        context.modules = modules
+    siblings = frozenset(context.modules.get(_module_path(leaf.path, 2), ()))
     recurrent, ones_bias = RECURRENT_CELLS.get(siblings, ((), ()))
+    ndim = len(leaf.shape)
     if leaf.name == "bias" and leaf.parent in ones_bias:
         return ONES
+    if leaf.name == "embedding" and ndim > 2:  # Flax's Embed tables are 2-D: more are stacked copies
+        return gpuinit_init.VarianceScaling(1.0, "fan_in", "normal", in_axis=-2, out_axis=-2,
+                                            batch_axis=tuple(range(ndim - 2)))
     if leaf.name != "kernel":
         return DEFAULTS.get(leaf.name)
-    ndim = len(leaf.shape)
     if leaf.parent in recurrent and _is_recurrent_matrix(leaf.shape):
         return ORTHOGONAL
-    if ndim <= 2 or _is_conv(leaf.parent) or siblings == CONV_CELL:
-        return LECUN_NORMAL
-    if leaf.parent in ATTENTION_PROJECTIONS:
-        return _projection(ndim)
-    if leaf.parent == ATTENTION_OUT and siblings.issuperset(ATTENTION_PROJECTIONS):
-        return _flattened(ndim)
+    attention_out = leaf.parent == ATTENTION_OUT and siblings.issuperset(ATTENTION_PROJECTIONS)
+    if ndim >= 3 and (leaf.parent in ATTENTION_PROJECTIONS or attention_out):
+        stacked = ndim - 3  # Flax's attention kernels are 3-D: (in, heads, head_dim), (heads, head_dim, out)
+        return (_lecun(stacked, (-2, -1), stacked) if leaf.parent in ATTENTION_PROJECTIONS
+                else _lecun((-3, -2), -1, stacked))
+    if _DENSE_NAME.match(leaf.parent or ""):  # linen's Dense: its kernel is (in, out), more are stacked copies
+        stacked = max(ndim - 2, 0)
+    else:
+        stacked = _stacked_axes(leaf, context.own[_module_path(leaf.path, 1)], context.signs)
+    if leaf.parent in recurrent and stacked and _is_recurrent_matrix(leaf.shape[stacked:]):
+        raise InitializerError(
+            f"{WHERE}: leaf {leaf.path!r} of shape {leaf.shape!r} is the hidden kernel of {stacked} stacked "
+            "recurrent cells, which Flax gives an orthogonal matrix each; gpuinit's Orthogonal does not draw "
+            f"stacked matrices yet. Pass a rule for it, e.g. rules={{{re.escape(leaf.path) + '$'!r}: "
+            f"gpuinit.init.VarianceScaling(1.0, 'fan_in', 'truncated_normal', in_axis=-2, out_axis=-1, "
+            f"batch_axis={tuple(range(stacked))!r})}} (lecun_normal per copy, not orthogonal)")
+    if ndim - stacked <= 2 or _is_conv(leaf.parent) or siblings == CONV_CELL:
+        return _lecun(-2, -1, stacked)
     pattern = re.escape(f"{leaf.parent}/kernel") + "$" if leaf.parent else "kernel$"
     raise InitializerError(
         f"{WHERE}: leaf {leaf.path!r} is a kernel of shape {leaf.shape!r}, {ndim} dimensions, in a module whose "
         f"name {leaf.parent!r} says neither convolution nor attention, so its fans are ambiguous: Flax's "
         f"DenseGeneral initializes an (in, a, b) kernel as the (in, a * b) matrix (fan_in = in), a convolution's "
-        f"(k, in, out) kernel has fan_in = k * in. gpuinit does not guess; pass a rule with the input and "
-        f"output axes, for a DenseGeneral with one input axis rules={{{pattern!r}: gpuinit.init.VarianceScaling("
-        f"1.0, 'fan_in', 'truncated_normal', in_axis=0, out_axis={tuple(range(1, ndim))!r})}}, for a "
-        f"convolution rules={{{pattern!r}: gpuinit.jax.LECUN_NORMAL}} (in_axis=-2, out_axis=-1), or name the "
-        "convolution's module with 'conv'")
+        f"(k, in, out) kernel has fan_in = k * in, and a Dense stacked by nn.scan or vmap, (copies, in, out), "
+        f"has fan_in = in. gpuinit does not guess; pass a rule with the input and output axes: for a "
+        f"DenseGeneral with one input axis rules={{{pattern!r}: gpuinit.init.VarianceScaling(1.0, 'fan_in', "
+        f"'truncated_normal', in_axis=0, out_axis={tuple(range(1, ndim))!r})}} (with axis=(-2, -1), "
+        f"in_axis=(0, 1) and the rest out); for stacked Dense layers in_axis=-2, out_axis=-1, "
+        f"batch_axis={tuple(range(ndim - 2))!r}; for a convolution rules={{{pattern!r}: "
+        "gpuinit.jax.LECUN_NORMAL} (in_axis=-2, out_axis=-1), or name the convolution's module with 'conv'")
 
 
 def _rules(rules) -> list:
@@ -188,8 +284,17 @@ def _rules(rules) -> list:
             initializer = gpuinit_init.create(spec)
         except InitializerError as exc:
             raise InitializerError(f"{WHERE}: rule {pattern!r}: {exc}") from None
+        if isinstance(initializer, gpuinit_init.VarianceScaling) and not initializer.has_axes:
+            # Presets (KaimingNormal(), Xavier(), 'kaiming_normal') read gpuinit's (out, in, *kernel)
+            # layout unless told otherwise; JAX's kernels are (..., in, out).
+            initializer = initializer.with_axes(in_axis=-2, out_axis=-1)
         out.append((pattern, compiled, initializer))
     return out
+
+
+def _path_pattern(leaf: Leaf) -> str:
+    """A pattern that matches ``leaf``'s whole path (a name alone, ``'0$'``, would also match ``'10'``)."""
+    return "^" + re.escape(leaf.path) + "$"
 
 
 def initializers_for(leaves, rules=None) -> list:
@@ -201,9 +306,9 @@ def initializers_for(leaves, rules=None) -> list:
             default is ambiguous (a kernel of more than 2 dimensions; see :func:`flax_default`).
     """
     compiled = _rules(rules)
-    modules = sub_modules(leaves)
+    context = TreeContext(leaves)
     used = [False] * len(compiled)
-    out = []
+    out, uncovered = [], []
     for leaf in leaves:
         chosen = None
         for i, (_, pattern, initializer) in enumerate(compiled):
@@ -211,13 +316,19 @@ def initializers_for(leaves, rules=None) -> list:
                 used[i] = True
                 chosen = initializer if chosen is None else chosen
         if chosen is None:
-            chosen = flax_default(leaf, modules)
+            chosen = flax_default(leaf, context)
         if chosen is None:
-            raise InitializerError(
-                f"{WHERE}: no initializer for leaf {leaf.path!r} (shape {leaf.shape!r}): Flax's defaults cover "
-                f"leaves named {sorted(DEFAULTS)}, and no rule matches it; pass rules="
-                f"{{{re.escape(leaf.name) + '$'!r}: gpuinit.init.Normal(0.02)}} or another initializer")
+            uncovered.append(leaf)
         out.append(chosen)
+    if uncovered:
+        listing = ", ".join(f"{leaf.path!r} (shape {leaf.shape!r})" for leaf in uncovered[:8])
+        more = f" and {len(uncovered) - 8} more" if len(uncovered) > 8 else ""
+        what = f"leaf {listing}" if len(uncovered) == 1 else f"{len(uncovered)} leaves: {listing}{more}"
+        example = ", ".join(f"{_path_pattern(leaf)!r}: gpuinit.init.Normal(0.02)" for leaf in uncovered[:2])
+        raise InitializerError(
+            f"{WHERE}: no initializer for {what}. Flax's defaults cover leaves named {sorted(DEFAULTS)}, and no "
+            f"rule matches; pass rules={{{example}}} (or other initializers: gpuinit.init.Constant(0.25), "
+            "'zeros')")
     unused = [pattern for (pattern, _, _), hit in zip(compiled, used) if not hit]
     if unused:
         example = leaves[0].path if leaves else ""

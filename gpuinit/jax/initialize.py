@@ -35,8 +35,10 @@ def init(abstract, seed, rules=None, shardings=None):
         rules: ``{pattern: initializer}`` (or a list of pairs): the first regular expression found
             in a leaf's path (``params/Dense_0/kernel``) gives its gpuinit initializer; other leaves
             get Flax's defaults by name (:mod:`gpuinit.jax.defaults`).
-        shardings: ``None`` (every leaf whole, on the default device), one ``jax.sharding.Sharding``
-            for every leaf, or a pytree of them (``None`` leaves unsharded) matching ``abstract``.
+        shardings: ``None`` (each leaf as it describes itself: a ``ShapeDtypeStruct``'s own
+            ``sharding``, as ``jax.jit(init, out_shardings=...).eval_shape`` gives it, else whole
+            on the default device), one ``jax.sharding.Sharding`` for every leaf, or a pytree of
+            them (``None`` leaves unsharded) matching ``abstract``.
             Each device's shard is made alone; the numbers equal the unsharded ones bit for bit.
 
     Returns:

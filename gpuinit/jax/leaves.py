@@ -90,6 +90,8 @@ def leaves_of(abstract, shardings=None) -> tuple[list[Leaf], object]:
         raise ArgumentError(f"{WHERE}: the abstract tree {abstract!r} has no leaves; pass what "
                             "jax.eval_shape(model.init, key, example_input) returns")
     per_leaf = _shardings_for(paths, shardings)
+    if shardings is None:  # what jax.jit(init, out_shardings=...).eval_shape describes, kept
+        per_leaf = [_own_sharding(item) for item in items]
     leaves = []
     for path, item, sharding in zip(paths, items, per_leaf):
         shape, dtype = getattr(item, "shape", None), getattr(item, "dtype", None)
@@ -129,6 +131,20 @@ def _is_sharding(x) -> bool:
     return isinstance(x, jax.sharding.Sharding)
 
 
+def _own_sharding(item):
+    """The sharding a leaf describes itself (a ``ShapeDtypeStruct``'s or an array's), unless it is
+    one device's or names no devices (an abstract mesh's): None then, as for a leaf with none
+    (the default device)."""
+    sharding = getattr(item, "sharding", None)
+    if not _is_sharding(sharding) or isinstance(sharding, jax.sharding.SingleDeviceSharding):
+        return None
+    try:
+        sharding.device_set
+    except ValueError:  # a NamedSharding over an AbstractMesh: no devices to put shards on
+        return None
+    return sharding
+
+
 def _shardings_for(paths, shardings) -> list:
     """Each leaf's sharding: ``None``, one ``Sharding`` for every leaf, or a matching tree."""
     if shardings is None:
@@ -153,6 +169,11 @@ def _shardings_for(paths, shardings) -> list:
             "jax.tree.map(lambda x: NamedSharding(mesh, P()), abstract), or pass one sharding for all")
     out = []
     for path, (_, s) in zip(paths, pairs):
+        if isinstance(s, spec):
+            raise ArgumentTypeError(f"{WHERE}: the sharding of leaf {path!r} is the PartitionSpec {s!r}, which says "
+                                    "how to split but not over which devices; pass NamedShardings: "
+                                    "jax.tree.map(lambda s: NamedSharding(mesh, s), specs), or for Flax's "
+                                    "partitioning boxes nn.get_sharding(abstract, mesh)")
         if s is not None and not _is_sharding(s):
             raise ArgumentTypeError(f"{WHERE}: the sharding of leaf {path!r} is {type(s).__name__} {s!r}, not a "
                                     "jax.sharding.Sharding; pass NamedSharding(mesh, PartitionSpec(...)) or None "

@@ -269,3 +269,109 @@ def test_a_module_that_only_looks_like_a_cell_keeps_lecun_normal():
         assert not is_orthogonal(params["params"][module]["h"]["kernel"])
     assert gj.flax_default(Leaf("c/h/kernel", "kernel", "h", (8, 8), np.dtype("float32")),
                            {"c": {"i", "h"}}) is gj.ORTHOGONAL
+
+
+# Layers stacked by nn.scan / vmap: the copies' leading axes are in neither fan, as in Flax.
+
+class ScannedBlock(linen.Module):
+    @linen.compact
+    def __call__(self, h, _):
+        h = h + linen.MultiHeadDotProductAttention(num_heads=4)(linen.LayerNorm()(h))
+        y = linen.Dense(128, use_bias=False)(h)                 # (L, 64, 128)
+        h = h + linen.Dense(64, use_bias=False)(linen.gelu(y))
+        z = linen.Conv(64, (3,), use_bias=False)(linen.BatchNorm(use_running_average=True)(h))
+        return h + z, None
+
+
+class Scanned(linen.Module):
+    @linen.compact
+    def __call__(self, x):
+        stack = linen.scan(ScannedBlock, variable_axes={"params": 0, "batch_stats": 0},
+                           split_rngs={"params": True}, length=3)
+        return stack()(x, None)[0]
+
+
+def test_layers_stacked_by_scan_get_flaxs_fans_for_each_copy():
+    model, x = Scanned(), jnp.zeros((2, 8, 64))
+    params = gj.init(abstract_of(model, x), seed=0)
+    theirs = model.init(jax.random.key(0), x)
+    compare_leaf_by_leaf(params, theirs)
+    block = params["params"]["ScanScannedBlock_0"]
+    # the stacked axis (3 copies) counted as an input would give a std sqrt(3) or 3x off
+    assert np.asarray(block["Conv_0"]["kernel"]).std() == pytest.approx((1 / 192) ** 0.5, rel=0.05)
+    assert np.asarray(block["MultiHeadDotProductAttention_0"]["query"]["kernel"]).std() == pytest.approx(
+        1 / 8, rel=0.05)
+    assert model.apply(params, x).shape == x.shape
+
+
+def test_nnx_layers_stacked_by_vmap_get_flaxs_fans_for_each_copy():
+    class Block(nnx.Module):
+        def __init__(self, rngs):
+            self.attn = nnx.MultiHeadAttention(num_heads=4, in_features=32, decode=False, rngs=rngs)
+            self.conv = nnx.Conv(32, 32, kernel_size=(3,), rngs=rngs)
+
+    class Model(nnx.Module):
+        def __init__(self, rngs):
+            @nnx.split_rngs(splits=4)
+            @nnx.vmap(in_axes=(0,), out_axes=0)
+            def make(rngs):
+                return Block(rngs)
+            self.blocks = make(rngs)
+
+    abstract = nnx.state(nnx.eval_shape(lambda: Model(nnx.Rngs(0))), nnx.Param)
+    state = gj.init(abstract, seed=0)
+    compare_leaf_by_leaf(state, nnx.state(Model(nnx.Rngs(0)), nnx.Param))
+
+
+def test_a_stacked_kernel_nothing_shows_to_be_stacked_is_refused_with_a_rule_that_works():
+    class Proj(linen.Module):
+        @linen.compact
+        def __call__(self, h, _):
+            return linen.Dense(64, name="proj")(h), None
+
+    class Stack(linen.Module):
+        @linen.compact
+        def __call__(self, x):
+            return linen.scan(Proj, variable_axes={"params": 0}, split_rngs={"params": True}, length=4)()(x, None)[0]
+
+    model, x = Stack(), jnp.zeros((2, 64))
+    abstract = abstract_of(model, x)
+    with pytest.raises(InitializerError, match=r"stacked by nn.scan.*in_axis=-2, out_axis=-1, batch_axis=\(0,\)"):
+        gj.init(abstract, seed=0)
+    rule = gpuinit.init.VarianceScaling(1.0, "fan_in", "truncated_normal", in_axis=-2, out_axis=-1, batch_axis=(0,))
+    params = gj.init(abstract, seed=0, rules={"proj/kernel$": rule})
+    compare_leaf_by_leaf(params, model.init(jax.random.key(0), x))
+
+
+def test_conv_must_be_a_word_of_the_name():
+    kernel = jax.ShapeDtypeStruct((64, 4, 16), jnp.float32)
+    with pytest.raises(InitializerError, match="'convert_proj'"):  # a DenseGeneral, not a convolution
+        gj.init({"params": {"convert_proj": {"kernel": kernel}}}, seed=0)
+    for name in ("UpConv", "stem_conv", "conv1", "deconv"):
+        got = gj.init({"params": {name: {"kernel": kernel}}}, seed=0)["params"][name]["kernel"]
+        assert np.asarray(got).std() == pytest.approx((1 / 256) ** 0.5, rel=0.05)  # fan_in 64 * 4
+
+
+def test_presets_in_rules_read_jaxs_kernel_layout():
+    s = jax.ShapeDtypeStruct
+    tree = {"params": {"Dense_0": {"kernel": s((1024, 16), jnp.float32)},
+                       "Conv_0": {"kernel": s((3, 3, 64, 128), jnp.float32)}}}
+    for rule in (gpuinit.init.KaimingNormal(), "kaiming_normal"):
+        params = gj.init(tree, seed=0, rules={"kernel$": rule})["params"]
+        assert np.asarray(params["Dense_0"]["kernel"]).std() == pytest.approx((2 / 1024) ** 0.5, rel=0.05)
+        assert np.asarray(params["Conv_0"]["kernel"]).std() == pytest.approx((2 / 576) ** 0.5, rel=0.05)
+    # axes given explicitly are kept: here gpuinit's (out, in) reading of the Dense kernel
+    torch_layout = gpuinit.init.VarianceScaling(2.0, "fan_in", "normal", in_axis=1, out_axis=0)
+    params = gj.init(tree, seed=0, rules={"Dense_0/kernel$": torch_layout})["params"]
+    assert np.asarray(params["Dense_0"]["kernel"]).std() == pytest.approx((2 / 16) ** 0.5, rel=0.05)
+
+
+def test_prelu_gets_flaxs_slope_and_every_leaf_without_a_default_is_listed_at_once():
+    model, x = linen.Sequential([linen.Dense(4), linen.PReLU()]), jnp.zeros((1, 3))
+    params = gj.init(abstract_of(model, x), seed=0)
+    slope = params["params"]["layers_1"]["negative_slope"]
+    np.testing.assert_array_equal(slope, model.init(jax.random.key(0), x)["params"]["layers_1"]["negative_slope"])
+    assert model.apply(params, x).shape == (1, 4)
+    s = jax.ShapeDtypeStruct((4,), jnp.float32)
+    with pytest.raises(InitializerError, match=r"2 leaves: 'params/a/w' .*'params/b/w'.*'\^params/a/w\$'"):
+        gj.init({"params": {"a": {"w": s}, "b": {"w": s}}}, seed=0)

@@ -86,6 +86,19 @@ def test_one_sharding_for_every_leaf_and_none_for_some(cpu_devices, whole):
         np.testing.assert_array_equal(bits(got), bits(expected))
 
 
+def test_shardings_the_abstract_leaves_carry_are_kept(cpu_devices, whole):
+    """What ``jax.jit(init, out_shardings=...).eval_shape`` gives: ShapeDtypeStructs that name
+    their sharding; gpuinit places each leaf there without being told again."""
+    mesh = meshes(cpu_devices)["2d"]
+    sharding = NamedSharding(mesh, P("y"))
+    abstract = jax.tree.map(lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=sharding),
+                            abstract_tree())
+    placed = gj.init(abstract, seed=11, rules=RULES)
+    for expected, got in zip(jax.tree.leaves(whole), jax.tree.leaves(placed)):
+        assert got.sharding == sharding and len(got.devices()) == 8
+        np.testing.assert_array_equal(bits(got), bits(expected))
+
+
 def test_the_numbers_depend_on_the_seed_and_path_only(whole):
     again = gj.init(abstract_tree(), seed=11, rules=RULES)
     other = gj.init(abstract_tree(), seed=12, rules=RULES)

@@ -283,7 +283,8 @@ def main(argv=None) -> int:
     parser = _Parser(prog="gpuinit-report", description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=models.DEFAULT_MODEL, choices=sorted(models.MODELS))
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: first usable GPU, else CPU)")
-    parser.add_argument("--dtype", default="float32", choices=["float16", "bfloat16", "float32", "float64"])
+    parser.add_argument("--dtype", default=None, choices=["float16", "bfloat16", "float32", "float64"],
+                        help="the parameters' dtype (default float32; with --torch, as the model is built)")
     parser.add_argument("--seed", type=_non_negative, default=0)
     parser.add_argument("--input-shape", type=_shape, default=None,
                         help="example input shape, comma-separated (e.g. 1,128)")
@@ -293,11 +294,21 @@ def main(argv=None) -> int:
     parser.add_argument("--verbose", action="store_true", help="list every parameter and layer")
     parser.add_argument("--plot", metavar="FILE.png", default=None)
     parser.add_argument("--torch", metavar="MODULE:FUNCTION", default=None,
-                        help="report a torch model instead: a function returning a torch.nn.Module, built on "
-                             "the meta device and materialized by gpuinit.torch (needs gpuinit[torch])")
+                        help="report a torch model instead: a function returning a torch.nn.Module (or a "
+                             "(module, rules) pair), built on the meta device and materialized by gpuinit.torch "
+                             "(needs gpuinit[torch])")
     parser.add_argument("--world-size", type=_positive, default=1,
                         help="with --torch: ranks the parameters are split among on dim 0 (FSDP2)")
     args = parser.parse_args(argv)
+    if args.torch is not None:
+        given = [flag for flag, value in (("--model", args.model != models.DEFAULT_MODEL),
+                                          ("--input-shape", args.input_shape is not None),
+                                          ("--batch-size", args.batch_size is not None)) if value]
+        if given:
+            parser.error(f"argument --torch: {', '.join(given)} applies to gpuinit's own models, not to a torch "
+                         "model (which is planned from its parameters, without an input); drop it")
+    elif args.dtype is None:
+        args.dtype = "float32"
     if args.plot is not None:
         folder = os.path.dirname(os.path.abspath(args.plot))
         if not os.path.isdir(folder):

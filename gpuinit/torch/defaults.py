@@ -86,6 +86,10 @@ def _uses(module, cls, method="reset_parameters") -> bool:
 
 def _linear_like(module) -> dict:
     params = module._parameters  # not module.weight: __getattr__ costs microseconds per layer
+    if params.get("weight") is None:
+        # a parametrized weight (weight_norm, spectral_norm): its tensors are no longer torch's
+        # default recipe, and the bias's bound comes from it; both are left to rules
+        return {}
     if params.get("bias") is None:
         return {"weight": _KAIMING}
     return {"weight": _KAIMING, "bias": _bias_default(tuple(params["weight"].shape))}

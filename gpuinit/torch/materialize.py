@@ -59,14 +59,14 @@ def target_device(module, device, where) -> torch.device:
     except (RuntimeError, TypeError) as exc:
         raise ArgumentError(f"{where}: cannot understand device {device!r} ({exc}); pass 'cpu', 'cuda' or "
                             "'cuda:N'") from None
-    if device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", torch.cuda.current_device())
     if device.type not in ("cpu", "cuda"):
         raise DeviceError(f"{where}: gpuinit fills on 'cpu' and 'cuda', not {device.type!r}; pass device='cpu' "
                           "or device='cuda'")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise DeviceError(f"{where}: device {str(device)!r} asked for, but torch sees no CUDA device; pass "
                           "device='cpu'")
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
     for d, name in real.items():
         if d != device:
             raise DeviceError(f"{where}: tensor {name!r} is already on {d}, not on {device}; move the module "
@@ -170,22 +170,43 @@ def _run_functions(slots, tensor_of, where) -> None:
             if callable(how) and not isinstance(how, Initializer) and not isinstance(how, str):
                 for t in tensor_of(slot):
                     try:
-                        how(t)
+                        result = how(t)
+                        if result is not None and result is not t:
+                            if not isinstance(result, torch.Tensor):
+                                raise TypeError(f"it returned {type(result).__name__} {result!r:.80}, neither "
+                                                "None nor a tensor")
+                            t.copy_(result)  # the values returned: fn(t) -> tensor, as RoPE recipes write it
                     except Exception as exc:
                         raise InitializerError(f"{where}: the function of {slot.source} failed on {slot.kind} "
                                                f"{slot.name!r} (shape {tuple(t.shape)}): {type(exc).__name__}: "
-                                               f"{exc}; it must fill the tensor it is given in place") from exc
+                                               f"{exc}; it must fill the tensor it is given in place, or return "
+                                               "a tensor of its shape") from exc
 
 
 def _reset_unknown(slots, where) -> None:
+    """Run ``reset_parameters`` of the modules whose tensors ``unknown="reset"`` left to them, and
+    put back every other tensor it rewrites: a module's reset covers all its tensors (and its
+    children's), but only the uncovered ones are its to fill; the rest keep a rule's or a
+    default's numbers, or the values they held before."""
     seen = {}
     for slot in slots:
         if slot.how == "reset":
             owner = slot.owners[0][0]
             seen.setdefault(id(owner), owner)
+    if not seen:
+        return
+    theirs = {id(t) for slot in slots if slot.how == "reset" for t in slot.current()}
     with torch.no_grad():
+        kept, ids = [], set()
+        for owner in seen.values():
+            for t in list(owner.parameters()) + list(owner.buffers()):
+                if id(t) not in theirs and id(t) not in ids and not t.is_meta:
+                    ids.add(id(t))
+                    kept.append((t, t.detach().clone()))
         for owner in seen.values():
             owner.reset_parameters()
+        for t, value in kept:
+            t.detach().copy_(value)
 
 
 def materialize(module, device=None, seed=None, rules=None, dtype=None, unknown="error", reinit=False):
@@ -215,12 +236,15 @@ def materialize(module, device=None, seed=None, rules=None, dtype=None, unknown=
         rules: ``{pattern: initializer}``: a tensor whose name (any of its names) a pattern
             (``re.search``) matches gets the first such rule's initializer: a gpuinit
             :class:`~gpuinit.init.Initializer` (or its name, ``'zeros'``), or a function
-            ``fn(tensor)`` that fills it in place (torch code: RoPE frequencies). Other tensors get
+            ``fn(tensor)`` that fills it in place or returns its values (torch code: RoPE
+            frequencies). An ``Embedding``'s ``padding_idx`` row is zero whatever initializer a
+            rule gives it (as torch's and Hugging Face's inits leave it). Other tensors get
             torch's own default for their module (:mod:`gpuinit.torch.defaults`).
         dtype: a torch float dtype the floating tensors become (integer buffers keep theirs).
         unknown: what to do with tensors of modules gpuinit does not know and no rule covers:
             ``"error"`` (raise, listing them) or ``"reset"`` (run the module's own
-            ``reset_parameters()`` on the materialized tensors: torch's random numbers).
+            ``reset_parameters()`` on the materialized tensors: torch's random numbers for those
+            tensors; every other tensor it rewrites is put back).
         reinit: also re-initialize (into the new arena) tensors that already have memory.
 
     Returns:

@@ -70,8 +70,12 @@ def _reading(name, seconds, device, module) -> dict:
             "nvml": nvml, "pool": pool}
 
 
-def run(spec: str, device=None, dtype="float32", seed=0, plan_only=False, world_size=1) -> dict:
+def run(spec: str, device=None, dtype=None, seed=0, plan_only=False, world_size=1) -> dict:
     """Build ``spec``'s model on the meta device, plan, materialize; the report as a dict.
+
+    ``spec`` names a function (``pkg.module:function``) that returns the module, or
+    ``(module, rules)`` with the rules :func:`gpuinit.torch.materialize` takes. ``dtype``: a float
+    dtype's name the floating tensors become; None keeps the dtypes the model is built with.
 
     Raises:
         GpuInitError: a bad argument or factory, a factory that does not return a module, or a
@@ -79,8 +83,10 @@ def run(spec: str, device=None, dtype="float32", seed=0, plan_only=False, world_
     """
     started = process_seconds()
     seed = check_seed(seed)
-    checks.choice(dtype, tuple(TORCH_DTYPES), "dtype", "report")
-    dtypes.float_dtype(dtype, "report")
+    if dtype is not None:
+        checks.choice(dtype, tuple(TORCH_DTYPES), "dtype", "report")
+        dtypes.float_dtype(dtype, "report")
+    to_dtype = TORCH_DTYPES[dtype] if dtype is not None else None
     world_size = checks.positive_int(world_size, "world_size", "report", hint="e.g. --world-size 8")
     factory = load_factory(spec)
     report = {"model": spec, "dtype": dtype, "seed": seed, "stages": []}
@@ -91,18 +97,26 @@ def run(spec: str, device=None, dtype="float32", seed=0, plan_only=False, world_
     except Exception as exc:
         raise ArgumentError(f"report: {spec} failed under torch.device('meta'): {type(exc).__name__}: {exc}") from exc
     built = time.perf_counter() - t
+    rules = None
+    if isinstance(module, tuple) and len(module) == 2 and isinstance(module[0], torch.nn.Module):
+        module, rules = module
     if not isinstance(module, torch.nn.Module):
-        raise ArgumentError(f"report: {spec} returned {type(module).__name__}, not a torch.nn.Module")
+        raise ArgumentError(f"report: {spec} returned {type(module).__name__}, not a torch.nn.Module (or a "
+                            "(module, rules) pair)")
+    if dtype is None:
+        floats = sorted({str(t.dtype).removeprefix("torch.") for t in list(module.parameters()) +
+                         list(module.buffers()) if t.is_floating_point()})
+        report["dtype"] = "/".join(floats) or "float32"
     target = target_device(module, device, "report")
     report["device"] = str(target)
     report["device_name"] = torch.cuda.get_device_name(target) if target.type == "cuda" else Device("cpu").name()
     report["stages"].append(_reading("start", started, target, None))
     report["stages"].append(_reading("built", built, target, module))
     t = time.perf_counter()
-    collect(module, None, "error", "report", lambda x: x.is_meta)  # every tensor has a fill, or the fix is said
+    collect(module, rules, "error", "report", lambda x: x.is_meta)  # every tensor has a fill, or the fix is said
     report["stages"].append(_reading("initialized", time.perf_counter() - t, target, module))
     t = time.perf_counter()
-    p = plan(module, device=target, dtype=TORCH_DTYPES[dtype], world_size=world_size)
+    p = plan(module, device=target, dtype=to_dtype, world_size=world_size, rules=rules)
     report["plan_seconds"] = time.perf_counter() - t
     report["plan"] = {"total_bytes": p.total_bytes, "parameter_bytes": p.parameter_bytes,
                       "num_parameters": p.num_parameters,
@@ -119,7 +133,7 @@ def run(spec: str, device=None, dtype="float32", seed=0, plan_only=False, world_
     if plan_only or not p.fits:
         return report
     t = time.perf_counter()
-    materialize(module, device=target, seed=seed, dtype=TORCH_DTYPES[dtype])
+    materialize(module, device=target, seed=seed, dtype=to_dtype, rules=rules)
     if target.type == "cuda":
         torch.cuda.synchronize(target)  # the fills are asynchronous on torch's stream
     seconds = time.perf_counter() - t

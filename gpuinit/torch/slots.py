@@ -147,8 +147,9 @@ def collect(module, rules, unknown: str, where: str, needs, strict: bool = True)
             if isinstance(s.tensor, torch.nn.parameter.UninitializedTensorMixin)]
     if lazy:
         raise ArgumentError(f"{where}: {lazy[:4]!r} are lazy (torch.nn.Lazy* modules: their shapes are not known "
-                            "yet); give those layers their input sizes (nn.Linear(in_features, ...)) or run a "
-                            "forward on a real device first")
+                            "yet); give those layers their input sizes (nn.Linear(in_features, ...)), or run one forward "
+                            "on a meta input first (model(torch.empty(batch, features, device='meta'))), which "
+                            "fixes their shapes without allocating")
     matched = set()
     slots, missing, clashes = [], [], []
     for slot in groups.values():
@@ -161,6 +162,8 @@ def collect(module, rules, unknown: str, where: str, needs, strict: bool = True)
             if any(regex.search(n) for n in slot.names):
                 matched.add(pattern)
                 slot.how, slot.source = value, f"rule {pattern!r}"
+                if isinstance(value, Initializer):  # an Embedding's padding row stays zero, as torch keeps it
+                    slot.zero_rows = next((found[n][0].zero_rows for n in slot.names if n in found), ())
                 break
         else:
             hits = [(n,) + found[n] for n in slot.names if n in found]
@@ -183,6 +186,13 @@ def collect(module, rules, unknown: str, where: str, needs, strict: bool = True)
         slots.append(slot)
     unmatched = [p for p, _, _ in rules if p not in matched]
     if unmatched and strict:
+        regex = next(r for p, r, _ in rules if p == unmatched[0])
+        shadowed = [s.name for s in slots if any(regex.search(n) for n in s.names)]
+        if shadowed:
+            raise ArgumentError(f"{where}: rule {unmatched[0]!r} is never used: every tensor it matches "
+                                f"({shadowed[:3]!r}) is taken by an earlier rule (the first matching rule "
+                                "wins, and tied tensors are matched by any of their names); remove it, or "
+                                "move it before the other")
         raise ArgumentError(f"{where}: rule pattern(s) {unmatched!r} match no tensor that needs filling; "
                             "names are those of module.named_parameters()/named_buffers() (e.g. "
                             f"{[s.name for s in slots[:3]]!r}); fix or remove the rule")
@@ -197,14 +207,35 @@ def collect(module, rules, unknown: str, where: str, needs, strict: bool = True)
     if missing and strict:
         lines = "; ".join(f"{s.kind} {s.name!r} of {type(s.owners[0][0]).__name__}" for s in missing[:8])
         more = f" and {len(missing) - 8} more" if len(missing) > 8 else ""
+        example = ", ".join(f"{re.escape(s.name) + '$'!r}: {_example_fill(s)}" for s in missing[:2])
+        reset = ("; or pass unknown='reset' to run those modules' own reset_parameters() on the materialized "
+                 "parameters (torch's random numbers, not gpuinit's streams)"
+                 if any(s.is_param for s in missing) and unknown != "reset" else "")
+        parametrized = ("; tensors of a parametrization (weight_norm, spectral_norm) are not torch's default "
+                        "recipe: materialize before registering the parametrization, or give them rules"
+                        if any(type(s.owners[0][0]).__name__ == "ParametrizationList" or
+                               hasattr(s.owners[0][0], "parametrizations") or
+                               s.name.endswith(("weight_g", "weight_v", "weight_orig")) for s in missing) else "")
         raise InitializerError(
             f"{where}: gpuinit does not know how to initialize {lines}{more}: their modules are not "
             "torch.nn layers it knows (or override reset_parameters). Nothing was changed. "
-            f"{RULE_HINT}, e.g. rules={{{re.escape(missing[0].name) + '$'!r}: gpuinit.init.Normal(0.02)}}; "
-            "or pass unknown='reset' to run those modules' own reset_parameters() on the materialized "
-            "parameters (torch's random numbers, not gpuinit's streams); buffers such as RoPE frequencies "
-            "computed in __init__ always need a rule (a function fn(tensor) that recomputes them)")
+            f"{RULE_HINT}, e.g. rules={{{example}}} (pick the values your model needs){reset}; buffers such as "
+            "RoPE frequencies computed in __init__ always need a rule (a function fn(tensor) that fills or "
+            f"returns them){parametrized}")
     return slots
+
+
+def _example_fill(slot) -> str:
+    """A starting point for a rule in an error message, by what the tensor looks like: a function
+    for a buffer (computed values), ones for a 1-D gain, zeros for a bias, else a small normal."""
+    leaf = slot.name.rsplit(".", 1)[-1]
+    if not slot.is_param:
+        return "lambda t: t.copy_(...)"  # ... for the values: pasted as it is, it fails loudly
+    if leaf.endswith("bias"):
+        return "'zeros'"
+    if slot.tensor.dim() == 1:
+        return "'ones'"
+    return "gpuinit.init.Normal(0.02)"
 
 
 def _check_dtype(slot, tensor, where) -> None:

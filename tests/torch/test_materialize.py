@@ -480,3 +480,87 @@ def test_fill_whose_module_reset_fails_puts_every_tensor_back():
     with pytest.raises(RuntimeError, match="half done"):
         gt.fill_(net, seed=0, unknown="reset")
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+
+
+# --- what a reviewer's real-world tries turned up --------------------------------------------------
+
+class Scaled(nn.Module):
+    """A module gpuinit does not know, whose reset_parameters covers all its tensors."""
+
+    def __init__(self, device=None):
+        super().__init__()
+        self.w = nn.Parameter(torch.empty(64, 64, device=device))
+        self.g = nn.Parameter(torch.empty(64, device=device))
+        self.lin = nn.Linear(8, 8, device=device)
+        if device != "meta":
+            self.reset_parameters()
+
+    def reset_parameters(self):
+        nn.init.kaiming_uniform_(self.w)
+        nn.init.ones_(self.g)
+        self.lin.reset_parameters()
+
+
+def test_unknown_reset_fills_only_what_nothing_else_covers():
+    wanted = gt.materialize(meta(Scaled), device="cpu", seed=0, rules={r"^w$": init.Normal(0.02), r"^g$": "ones"})
+    for torch_seed in (0, 1):
+        torch.manual_seed(torch_seed)
+        net = gt.materialize(meta(Scaled), device="cpu", seed=0, rules={r"^w$": init.Normal(0.02)}, unknown="reset")
+        assert torch.equal(net.w, wanted.w)  # the rule's numbers, not reset_parameters' kaiming
+        assert torch.equal(net.lin.weight, wanted.lin.weight)  # gpuinit's default, whatever torch's RNG
+        assert torch.equal(net.g, torch.ones(64))
+    loaded = Scaled(device="cpu")  # a tensor that already holds values is kept
+    with torch.no_grad():
+        loaded.w.fill_(3.0)
+    loaded.g = nn.Parameter(torch.empty(64, device="meta"))
+    gt.materialize(loaded, seed=0, unknown="reset")
+    assert bool(loaded.w.eq(3.0).all()) and torch.equal(loaded.g, torch.ones(64))
+
+
+class Rotary(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("inv_freq", torch.empty(8), persistent=False)
+
+
+def test_a_rule_function_may_return_the_values_instead_of_writing_them():
+    freqs = 1.0 / (10000 ** (torch.arange(0, 16, 2).float() / 16))
+    net = gt.materialize(meta(Rotary), device="cpu", seed=0, rules={"inv_freq$": lambda t: freqs})
+    assert torch.equal(net.inv_freq, freqs)
+    gt.fill_(net, seed=0, rules={"inv_freq$": lambda t: torch.ones_like(t)})
+    assert torch.equal(net.inv_freq, torch.ones(8))
+    fresh = meta(Rotary)
+    with pytest.raises(InitializerError, match=r"inv_freq.*returned list"):
+        gt.materialize(fresh, device="cpu", seed=0, rules={"inv_freq$": lambda t: [1.0] * 8})
+    assert fresh.inv_freq.is_meta
+
+
+def test_a_parametrized_layer_is_named_with_the_way_out_not_a_key_error():
+    from torch.nn.utils.parametrizations import weight_norm
+    with torch.device("meta"):
+        net = nn.Sequential(weight_norm(nn.Linear(16, 8)), nn.Linear(8, 2))
+    with pytest.raises(InitializerError, match=r"0\.bias.*parametrization.*materialize before registering"):
+        gt.materialize(net, device="cpu", seed=0, rules={"original": init.Normal(0.02)})
+    assert gt.plan(net, device="cpu").num_parameters == 16 * 8 + 8 + 8 + 8 * 2 + 2
+    gt.materialize(net, device="cpu", seed=0, rules={"original": init.Normal(0.02), r"^0\.bias$": "zeros"})
+    assert net(torch.ones(1, 16)).shape == (1, 2)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the answer where torch has no CUDA")
+def test_cuda_without_cuda_is_a_device_error_for_every_spelling():
+    for device in ("cuda", "cuda:0", torch.device("cuda")):
+        with pytest.raises(DeviceError, match="torch sees no CUDA device"):
+            gt.materialize(meta(nn.Linear, 2, 2), device=device, seed=0)
+        with pytest.raises(DeviceError):
+            gt.plan(meta(nn.Linear, 2, 2), device=device)
+
+
+def test_a_padding_row_stays_zero_whatever_initializer_a_rule_gives():
+    net = gt.materialize(meta(nn.Embedding, 10, 4, padding_idx=3), device="cpu", seed=0,
+                         rules={"weight": init.Normal(0.02)})
+    assert torch.equal(net.weight[3], torch.zeros(4)) and bool(net.weight[2].ne(0).all())
+
+
+def test_a_rule_shadowed_by_an_earlier_one_is_named_as_such():
+    with pytest.raises(ArgumentError, match=r"rule '\^bias\$' is never used.*\['bias'\].*earlier rule"):
+        gt.materialize(meta(nn.Linear, 2, 2), device="cpu", seed=0, rules={"b": "zeros", "^bias$": "ones"})

@@ -71,6 +71,29 @@ def test_report_takes_a_torch_factory(capsys, monkeypatch):
     assert "has no function 'nothing'" in capsys.readouterr().err
 
 
+class Gain(nn.Module):  # a module gpuinit does not know: its tensor needs a rule
+    def __init__(self):
+        super().__init__()
+        self.g = nn.Parameter(torch.empty(8))
+
+
+def half_model_with_rules():
+    return nn.Sequential(nn.Linear(8, 8), Gain()).to(torch.bfloat16), {r"^1\.g$": "ones"}
+
+
+def test_report_keeps_the_built_dtype_and_takes_rules_from_the_factory(capsys, monkeypatch):
+    monkeypatch.syspath_prepend(str(__import__("pathlib").Path(__file__).parent))
+    assert report.main(["--torch", "test_plan:half_model_with_rules", "--device", "cpu", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["dtype"] == "bfloat16" and list(out["torch"]["bytes_by_dtype"]) == ["bfloat16"]
+    assert report.main(["--torch", "test_plan:half_model_with_rules", "--device", "cpu", "--dtype", "float32",
+                        "--json"]) == 0
+    assert list(json.loads(capsys.readouterr().out)["torch"]["bytes_by_dtype"]) == ["float32"]
+    with pytest.raises(SystemExit):  # options of gpuinit's own models are refused, not ignored
+        report.main(["--torch", "test_plan:model", "--input-shape", "1,8"])
+    assert "--input-shape" in capsys.readouterr().err
+
+
 def test_without_torch_the_bridge_says_how_to_install_it():
     code = "import sys; sys.modules['torch'] = None; import gpuinit.torch"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -229,8 +229,9 @@ inline d4 ndtri_tails4(d4 p) {
     return blend(q < 0.0, -z, z);
 }
 
-// Groups the compiled engine transforms at once (host_truncated_normals).
-constexpr int TRUNCATED_BATCH = 16;
+// Groups the compiled engine transforms at once (host_truncated_normals): 32 measured 3-4% faster
+// than 16 and as fast as 64 (2-core EPYC VM).
+constexpr int TRUNCATED_BATCH = 32;
 
 // The truncated normals of groups consecutive groups of one job (at most TRUNCATED_BATCH), from
 // their Philox blocks w: z[4 i + e] from word e of w[i], in float64 before the output's rounding.

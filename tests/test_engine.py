@@ -152,6 +152,69 @@ def test_the_compiled_engine_has_no_seams_between_threads_or_pieces(monkeypatch,
             assert np.array_equal(got, gen(job.fill, job.key, job.count, np.float32, start=job.start)), job
 
 
+# Truncated normals that reach every branch of AS241 as the compiled engine takes them: groups
+# whose lanes mix the central branch and the tails, tails on both sides of r = 5, both ends (p and
+# 1 - p), p within 1e-19 of 0 and 1, and slivers where ndtri's rounding crosses both bounds (the
+# clamp), one central and one in a tail.
+TRUNCATED = [Fill.truncated_normal(0.0, 1.0, -6.0, 6.0), Fill.truncated_normal(0.0, 1.0, -9.0, 9.0),
+             Fill.truncated_normal(0.5, 2.0, -9.0, -6.0), Fill.truncated_normal(-0.5, 0.1, 6.0, 9.0),
+             Fill.truncated_normal(0.0, 1.0, -0.2, 0.2), Fill.truncated_normal(0.1, 0.5, 0.3, 0.3 + 1e-13),
+             Fill.truncated_normal(0.0, 1.0, 2.5, 2.5 + 1e-14)]
+
+
+@pytest.mark.parametrize("piece", [37, None], ids=["pieces of 37 groups", "one piece"])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_the_compiled_truncated_normal_is_the_reference_in_every_branch(monkeypatch, dtype, piece):
+    """The compiled engine transforms truncated normals in batches of groups, four lanes a vector,
+    tails gathered from the batch: every element, of jobs large and small in one launch, at any
+    start and word offset, cut into pieces anywhere, is the reference's, bit for bit."""
+    if engine._compiled_module() is None:
+        pytest.skip("the compiled CPU engine is not built here")
+    monkeypatch.setenv("GPUINIT_CPU_ENGINE", "compiled")
+    if piece:
+        monkeypatch.setattr(engine, "PIECE_GROUPS", piece)
+    dtype = np.dtype(dtype)
+    rng = np.random.default_rng(11)
+    jobs, offset = [], 0
+    for i in range(210):
+        fill = TRUNCATED[i % len(TRUNCATED)]
+        count = 20_011 if i < len(TRUNCATED) else int(rng.integers(1, 70))
+        jobs.append(FillJob(offset, dtype, count, (i, 7), fill, int(rng.integers(0, 9)), 4 * int(rng.integers(0, 3))))
+        offset += store.align(count * dtype.itemsize)
+    arena = store.allocate(gpuinit.cpu(), offset)
+    arena[...] = SENTINEL
+    engine.run(gpuinit.cpu(), arena, jobs)
+    for job in jobs:
+        got = arena[job.offset:job.offset + job.count * dtype.itemsize].view(dtype)
+        want = gen(job.fill, job.key, job.count, dtype, start=job.start, offset=job.word_offset)
+        assert np.array_equal(bits(got), bits(want)), (job.fill, dtype, job.count, job.start)
+    if dtype == np.float64:  # the far tails (r > 5, |z| > 6.67) came up, and so did the near ones
+        lower = (arena[jobs[2].offset:].view(dtype)[:jobs[2].count] - 0.5) / 2.0
+        upper = (arena[jobs[3].offset:].view(dtype)[:jobs[3].count] + 0.5) / 0.1
+        assert (lower < -6.7).any() and (lower > -6.6).any() and (upper > 6.7).any() and (upper < 6.6).any()
+
+
+def test_the_compiled_engine_rounds_float64_to_float16_once(monkeypatch):
+    """The compiled engine rounds float64 values to float16 through float32 with rounding to odd
+    (host_simd.h): constants at every float16 tie, a double's step either side of it, the
+    subnormals, the largest half and past it round as NumPy rounds a float64 once."""
+    if engine._compiled_module() is None:
+        pytest.skip("the compiled CPU engine is not built here")
+    monkeypatch.setenv("GPUINIT_CPU_ENGINE", "compiled")
+    halves = np.arange(0, 0x7BFF, 3, dtype=np.uint16).view(np.float16).astype(np.float64)
+    ties = (halves + np.nextafter(halves.astype(np.float16), np.float16(np.inf)).astype(np.float64)) / 2
+    values = np.concatenate([ties, np.nextafter(ties, 0), np.nextafter(ties, np.inf), halves,
+                             [65504.0, 65519.99, 65520.0, 1e300, 2.0 ** -25, np.nextafter(2.0 ** -25, 1), 2.0 ** -26, 1e-300, 5e-324]])
+    values = np.concatenate([values, -values])
+    jobs = [FillJob(64 * i, np.dtype(np.float16), 3, (i, 1), Fill.constant(float(v))) for i, v in enumerate(values)]
+    arena = store.allocate(gpuinit.cpu(), 64 * len(jobs))
+    engine.run(gpuinit.cpu(), arena, jobs)
+    got = arena.reshape(-1, 64)[:, :2].copy().view(np.float16).ravel()
+    with np.errstate(over="ignore"):  # 65520 and up round to infinity, as they should
+        want = values.astype(np.float16)
+    assert np.array_equal(bits(got), bits(want))
+
+
 def test_the_cpu_engine_follows_the_environment(monkeypatch):
     monkeypatch.setenv("GPUINIT_CPU_ENGINE", "numpy")
     assert engine.cpu_engine() == "numpy"

@@ -15,7 +15,7 @@
 #include <thread>
 #include <vector>
 
-#if defined(__GNUC__)  // GCC and Clang: vector extensions for the float32 normal transform
+#if defined(__GNUC__)  // GCC and Clang: vector extensions for the float32 normal and the truncated normal
 #define GI_HOST_SIMD
 #endif
 #include "philox.cuh"
@@ -31,6 +31,28 @@ namespace {
 template <typename T, int FAMILY>
 void run_range(const FillJob* jobs, int njobs, u64 total, const u32* chunk_job, u64 g0, u64 g1) {
     JobCursor<T, FAMILY> cursor;
+#if defined(GI_HOST_SIMD)
+    if constexpr (FAMILY == TRUNCATED_NORMAL) {
+        // Up to TRUNCATED_BATCH groups of one job at a time: their blocks, their values in passes
+        // over the batch (host_truncated_normals), their stores; fill_group's steps, in batches.
+        for (u64 g = g0; g < g1;) {
+            if (g - cursor.lo >= cursor.hi - cursor.lo) cursor.seek(jobs, njobs, total, chunk_job, g);
+            const int n = (int)std::min<u64>({(u64)TRUNCATED_BATCH, g1 - g, cursor.hi - g});
+            Words4 w[TRUNCATED_BATCH];
+            for (int i = 0; i < n; ++i) w[i] = group_words(cursor.numbers, cursor.k0 + g + i);
+            double z[4 * TRUNCATED_BATCH];
+            host_truncated_normals(cursor.numbers.p, w, n, z);
+            for (int i = 0; i < n; ++i) {
+                T v[4];
+                for (int e = 0; e < 4; ++e) put64(v + e, z[4 * i + e]);
+                store_values<T, 4>(v, cursor.k0 + g + i, cursor.out, cursor.begin, cursor.end, cursor.whole_lo,
+                                   cursor.whole_n);
+            }
+            g += n;
+        }
+        return;
+    }
+#endif
     for (u64 g = g0; g < g1; ++g) cursor.fill(jobs, njobs, total, chunk_job, g);
 }
 

@@ -184,7 +184,13 @@ GI_HD void put32(double* p, float v) { *p = (double)v; }
 GI_HD void put32(unsigned short* p, float v) { *p = half_from_float(v); }
 GI_HD void put64(float* p, double v) { *p = (float)v; }
 GI_HD void put64(double* p, double v) { *p = v; }
+#if defined(GI_HOST_SIMD) && !defined(__CUDA_ARCH__)
+// The host's faster form of half_from_double, the same bits (host_simd.h, in the compiled CPU engine).
+unsigned short host_half_from_double(double d);
+GI_HD void put64(unsigned short* p, double v) { *p = host_half_from_double(v); }
+#else
 GI_HD void put64(unsigned short* p, double v) { *p = half_from_double(v); }
+#endif
 GI_HD void put32(bf16* p, float v) { p->bits = bf16_from_float(v); }
 GI_HD void put64(bf16* p, double v) { p->bits = bf16_from_float((float)v); }  // via float32, as ml_dtypes
 
@@ -530,26 +536,22 @@ template <typename T, int G> GI_HD void store_group(T* out, const T* v) {
     for (int e = 0; e < G; ++e) out[e] = v[e];
 }
 
-// Fill the elements of group k (absolute elements [G k, G k + G), G = group_size<T, FAMILY>) that
-// fall in [begin, end), writing element i to out_at_begin[i - begin]. They share one Philox block,
-// and element i depends only on (key, word offset, i): a range of a parameter generated alone
-// equals that slice of the whole.
+// The Philox block of group k of a job. The block index word_offset / 4 + k stays below 2**63 (k
+// counts groups of an array that fits in memory), so its counter is just that plus one.
+GI_HD Words4 group_words(const JobNumbers& j, u64 k) {
+    const Words4 ctr = {{j.p.word_offset / 4 + k + 1, 0, 0, 0}};
+    return philox4x64_10(ctr, j.key);
+}
+
+// Store the values v of group k (absolute elements [G k, G k + G)) that fall in [begin, end),
+// element i to out_at_begin[i - begin].
 //
 // whole_lo, whole_n: the groups k with k - whole_lo < whole_n (unsigned) lie wholly in [begin, end);
 // a caller that keeps a job works them out once (JobCursor), so a whole group costs no range test
-// beyond that one comparison. The block index word_offset / 4 + k stays below 2**63 (k counts
-// groups of an array that fits in memory), so its counter is just that plus one.
-template <typename T, int FAMILY>
-GI_HD void fill_group(const JobNumbers& j, u64 k, T* out_at_begin, u64 begin, u64 end, u64 whole_lo, u64 whole_n) {
-    constexpr int G = group_size<T, FAMILY>();
+// beyond that one comparison.
+template <typename T, int G>
+GI_HD void store_values(const T* v, u64 k, T* out_at_begin, u64 begin, u64 end, u64 whole_lo, u64 whole_n) {
     const u64 base = (u64)G * k;
-    Words4 w = {{0, 0, 0, 0}};
-    if constexpr (FAMILY != CONSTANT) {
-        const Words4 ctr = {{j.p.word_offset / 4 + k + 1, 0, 0, 0}};
-        w = philox4x64_10(ctr, j.key);
-    }
-    T v[G];
-    group_values<T, FAMILY>(j, w, v);
     if (k - whole_lo < whole_n) {
         store_group<T, G>(out_at_begin + (base - begin), v);
     } else {
@@ -559,6 +561,20 @@ GI_HD void fill_group(const JobNumbers& j, u64 k, T* out_at_begin, u64 begin, u6
         for (int e = 0; e < G; ++e)
             if (e >= e0 && e < n) out_at_begin[base + e - begin] = v[e];
     }
+}
+
+// Fill the elements of group k (G = group_size<T, FAMILY>) that fall in [begin, end), writing
+// element i to out_at_begin[i - begin] (whole_lo, whole_n: see store_values). They share one
+// Philox block, and element i depends only on (key, word offset, i): a range of a parameter
+// generated alone equals that slice of the whole.
+template <typename T, int FAMILY>
+GI_HD void fill_group(const JobNumbers& j, u64 k, T* out_at_begin, u64 begin, u64 end, u64 whole_lo, u64 whole_n) {
+    constexpr int G = group_size<T, FAMILY>();
+    Words4 w = {{0, 0, 0, 0}};
+    if constexpr (FAMILY != CONSTANT) w = group_words(j, k);
+    T v[G];
+    group_values<T, FAMILY>(j, w, v);
+    store_values<T, G>(v, k, out_at_begin, begin, end, whole_lo, whole_n);
 }
 
 // The groups wholly inside elements [begin, end): (first, count), as fill_group takes them.

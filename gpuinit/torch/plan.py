@@ -39,7 +39,8 @@ class TorchPlan:
     Attributes:
         tensors: a :class:`TensorPlan` per tensor (tied ones once).
         bytes_by_dtype: ``{dtype: bytes}`` of the tensors.
-        total_bytes: the arena :func:`~gpuinit.torch.materialize` takes (aligned), unsharded.
+        total_bytes: the arena :func:`~gpuinit.torch.materialize` takes (aligned), unsharded: for
+            the tensors on the meta device (all of them, with ``reinit=True``, where none is).
         largest_layer: ``(module name, class, bytes)`` of the module holding the most bytes itself.
         rank_bytes: bytes each of ``world_size`` ranks holds (parameters split on dim 0, buffers whole).
         training_bytes: per rank, with Adam: parameters, gradients and two moments (and with mixed
@@ -139,25 +140,30 @@ def plan(module, device=None, dtype=None, world_size=1, mixed_precision=False, r
     out = TorchPlan(str(target), world_size, mixed_precision, free_bytes=free_bytes(target))
     rank_bytes = np.zeros(world_size, np.int64)
     training_bytes = np.zeros(world_size, np.int64)
-    sizes, owners_bytes = [], {}
+    sizes, meta_sizes, owners_bytes = [], [], {}
     for slot in slots:
         t = slot.tensor
         d = target_dtype(t, dtype)
         shape = tuple(t.shape)
         nbytes = math.prod(shape) * d.itemsize
         trainable = slot.is_param and t.requires_grad
-        fill = slot.source if slot.how is not None else "needs a rule"
+        fill = slot.source if slot.how is not None or slot.source.startswith("needs") else "needs a rule"
         out.tensors.append(TensorPlan(slot.name, slot.kind, shape, str(d).replace("torch.", ""), nbytes,
                                       trainable, fill))
         key = str(d).replace("torch.", "")
         out.bytes_by_dtype[key] = out.bytes_by_dtype.get(key, 0) + nbytes
         sizes.append(nbytes)
+        if t.is_meta:
+            meta_sizes.append(nbytes)
         if slot.is_param:
             out.parameter_bytes += nbytes
         else:
             out.buffer_bytes += nbytes
         owner_name = slot.name.rpartition(".")[0]
-        entry = owners_bytes.setdefault(owner_name, [type(slot.owners[0][0]).__name__, 0, 0])
+        entry = owners_bytes.get(owner_name)
+        if entry is None:  # the class of the module the name belongs to (a tied tensor has several)
+            owner = module.get_submodule(owner_name) if owner_name else module
+            entry = owners_bytes[owner_name] = [type(owner).__name__, 0, 0]
         entry[1] += math.prod(shape) if slot.is_param else 0
         entry[2] += nbytes
         # Elements each rank holds: whole rows of dim 0 as torch.chunk deals them, buffers whole.
@@ -176,7 +182,7 @@ def plan(module, device=None, dtype=None, world_size=1, mixed_precision=False, r
         rank_bytes += held * d.itemsize
         training_bytes += held * (MIXED_BYTES if mixed_precision else 4 * d.itemsize) if trainable else held * d.itemsize
     out.rank_bytes, out.training_bytes = rank_bytes.tolist(), training_bytes.tolist()
-    out.total_bytes = store.layout(sizes)[1]
+    out.total_bytes = store.layout(meta_sizes if meta_sizes else sizes)[1]
     out.layers = [{"path": name, "block": cls, "parameters": n, "bytes": b, "output_shape": None}
                   for name, (cls, n, b) in owners_bytes.items()]
     if out.layers:

@@ -172,6 +172,10 @@ def collect(module, rules, unknown: str, where: str, needs, strict: bool = True)
                 # build keeps the first owner's numbers, reset_parameters the last one's; which
                 # the user meant, only they know
                 clashes.append((slot, hits))
+                slot.source = "needs a rule (tied across module types whose defaults differ)"
+                _check_dtype(slot, tensor, where)
+                slots.append(slot)
+                continue
             if hits:
                 _, d, cls = hits[0]
                 slot.how, slot.zero_rows, slot.source = d.initializer, d.zero_rows, f"default of {cls}"

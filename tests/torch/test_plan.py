@@ -71,6 +71,27 @@ def test_report_takes_a_torch_factory(capsys, monkeypatch):
     assert "has no function 'nothing'" in capsys.readouterr().err
 
 
+class TiedLM(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.wte = nn.Embedding(100, 8)
+        self.lm_head = nn.Linear(8, 100, bias=False)
+        self.lm_head.weight = self.wte.weight
+
+
+def test_plan_says_what_materialize_will_do_for_tied_and_partly_real_models():
+    with torch.device("meta"):
+        lm = TiedLM()
+    p = gt.plan(lm, device="cpu")
+    assert [t.fill for t in p.tensors] == ["needs a rule (tied across module types whose defaults differ)"]
+    assert p.largest_layer[:2] == ("lm_head", "Linear")  # the name's own module, not another owner's
+    part = nn.Sequential(nn.Linear(100, 100), nn.Linear(100, 100, device="meta"))
+    p = gt.plan(part, device="cpu")
+    gt.materialize(part, seed=0)
+    from gpuinit.torch.materialize import last_materialization
+    assert p.total_bytes == last_materialization["bytes"]  # the meta tensors' arena only
+
+
 class Gain(nn.Module):  # a module gpuinit does not know: its tensor needs a rule
     def __init__(self):
         super().__init__()

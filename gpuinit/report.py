@@ -281,7 +281,8 @@ def _run_torch(args) -> dict:
 
 def main(argv=None) -> int:
     parser = _Parser(prog="gpuinit-report", description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=models.DEFAULT_MODEL, choices=sorted(models.MODELS))
+    parser.add_argument("--model", default=None, choices=sorted(models.MODELS),
+                        help=f"one of gpuinit's models (default {models.DEFAULT_MODEL})")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: first usable GPU, else CPU)")
     parser.add_argument("--dtype", default=None, choices=["float16", "bfloat16", "float32", "float64"],
                         help="the parameters' dtype (default float32; with --torch, as the model is built)")
@@ -301,14 +302,15 @@ def main(argv=None) -> int:
                         help="with --torch: ranks the parameters are split among on dim 0 (FSDP2)")
     args = parser.parse_args(argv)
     if args.torch is not None:
-        given = [flag for flag, value in (("--model", args.model != models.DEFAULT_MODEL),
+        given = [flag for flag, value in (("--model", args.model is not None),
                                           ("--input-shape", args.input_shape is not None),
                                           ("--batch-size", args.batch_size is not None)) if value]
         if given:
             parser.error(f"argument --torch: {', '.join(given)} applies to gpuinit's own models, not to a torch "
                          "model (which is planned from its parameters, without an input); drop it")
-    elif args.dtype is None:
-        args.dtype = "float32"
+    else:
+        args.model = args.model or models.DEFAULT_MODEL
+        args.dtype = args.dtype or "float32"
     if args.plot is not None:
         folder = os.path.dirname(os.path.abspath(args.plot))
         if not os.path.isdir(folder):

@@ -108,7 +108,8 @@ class VarianceScaling(Initializer):
             _axes(value, name, None, where)
         clone = copy.copy(self)
         clone._fan_axes = {k: tuple(v) if isinstance(v, (list, tuple)) else v for k, v in axes.items()}
-        clone._kwargs = {**self._kwargs, **clone._fan_axes}
+        if type(self) is VarianceScaling:  # its constructor takes the axes: repr and dumps keep them
+            clone._kwargs = {**self._kwargs, **clone._fan_axes}
         return clone
 
     def _preset(self, **kwargs) -> None:

@@ -35,7 +35,8 @@ gpuinit counts leading axes as stacked (``batch_axis``) where the tree shows the
 kernels beyond 3 dimensions (Flax's are always 3), an ``embedding`` beyond 2, a convolution's bias
 beyond 1, a kernel of linen's ``Dense_N`` beyond 2, and, for any kernel, a normalization's ``scale``, ``mean`` or ``var`` beyond 1 dimension in
 its own module or the nearest enclosing module that holds one (a scanned transformer block's
-LayerNorm, a scanned convolution's BatchNorm), with the same leading sizes. A stacked Dense kernel
+LayerNorm, a scanned convolution's BatchNorm), and only where every leaf in that enclosing module
+starts with the same sizes, as stacking makes them. A stacked Dense kernel
 ``(L, in, out)`` without such a sign is refused as ambiguous; a stacked recurrent cell's hidden
 kernel is refused (each copy would need its own orthogonal matrix).
 
@@ -141,14 +142,19 @@ def stacked_signs(leaves) -> dict:
     return out
 
 
-def _stacked_axes(leaf: Leaf, own: dict, signs: dict) -> int:
+def _stacked_axes(leaf: Leaf, own: dict, signs: dict, common: dict) -> int:
     """How many leading axes of ``leaf`` (a kernel) are stacked copies: shown by its module's own
-    ``bias`` of a convolution (``own``, its leaves' shapes by name), else by the nearest enclosing
-    module holding normalization leaves; 0 where nothing shows it."""
+    ``bias`` of a convolution (``own``, its leaves' shapes by name; not a ``ConvLocal``'s, whose
+    bias is per position), else by the nearest enclosing module holding normalization leaves;
+    and in both cases only where every leaf beside it, in the enclosing module, starts with the
+    same sizes (``common``: each module path's shared leading shape), as stacking makes them.
+    0 where nothing shows it."""
+    container = _module_path(leaf.path, 2)
     bias = own.get("bias")
-    if bias is not None and _is_conv(leaf.parent) and len(bias) > 1:
+    if bias is not None and _is_conv(leaf.parent) and "local" not in _words(leaf.parent) and len(bias) > 1:
         lead = tuple(bias[:-1])
-        return len(lead) if tuple(leaf.shape[:len(lead)]) == lead else 0
+        shared = tuple(leaf.shape[:len(lead)]) == lead and common.get(container, ())[:len(lead)] == lead
+        return len(lead) if shared else 0
     level = _module_path(leaf.path, 1)
     while level:
         level = _module_path(level, 1) if "/" in level else ""
@@ -156,10 +162,30 @@ def _stacked_axes(leaf: Leaf, own: dict, signs: dict) -> int:
         if found:
             if len(found) == 1:
                 lead = next(iter(found))
-                if tuple(leaf.shape[:len(lead)]) == lead and len(leaf.shape) - len(lead) >= 2:
+                if (lead and tuple(leaf.shape[:len(lead)]) == lead and len(leaf.shape) - len(lead) >= 2
+                        and common.get(level, ())[:len(lead)] == lead):
                     return len(lead)
             return 0
     return 0
+
+
+def common_leading_shapes(leaves) -> dict:
+    """``{module path: the leading sizes every leaf below it shares}``."""
+    out: dict = {}
+    for leaf in leaves:
+        shape = tuple(leaf.shape)
+        parts = leaf.path.split("/")[:-1]
+        for depth in range(len(parts) + 1):
+            level = "/".join(parts[:depth])
+            have = out.get(level)
+            if have is None:
+                out[level] = shape
+            else:
+                n = 0
+                while n < min(len(have), len(shape)) and have[n] == shape[n]:
+                    n += 1
+                out[level] = have[:n]
+    return out
 
 
 def _is_recurrent_matrix(shape) -> bool:
@@ -168,7 +194,12 @@ def _is_recurrent_matrix(shape) -> bool:
 
 # A module name's words: split at non-letters and at camel-case humps ("UpConv" -> Up, Conv).
 _WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])")
-_CONV_WORDS = {"conv", "deconv", "convolution"}
+# What may follow "conv" in one word: convtranspose, convblock; not convert, convex.
+_CONV_TAILS = ("", "s", "olution", "transpose", "local", "block", "layer", "net", "bn", "proj")
+
+
+def _words(name: str) -> list:
+    return [word.lower() for word in _WORD.findall(name or "")]
 
 
 # linen's automatic name for a Dense (not a DenseGeneral): its kernel is always (in, out).
@@ -176,9 +207,11 @@ _DENSE_NAME = re.compile(r"Dense_\d+$")
 
 
 def _is_conv(name: str) -> bool:
-    """Whether "conv" is a word of the name: Conv_0, ConvTranspose_0, UpConv, conv1, stem_conv,
-    deconv; not convert_proj or convex."""
-    return any(word.lower() in _CONV_WORDS for word in _WORD.findall(name or ""))
+    """Whether the name says convolution: a word of it ends with "conv" (Conv_0, UpConv, conv1,
+    stem_conv, dwconv, deconv) or is "conv" with a known tail (ConvTranspose_0, convblock); not
+    convert_proj or convex."""
+    return any(word.endswith("conv") or (word.startswith("conv") and word[4:] in _CONV_TAILS)
+               for word in _words(name))
 
 
 class TreeContext:
@@ -188,6 +221,7 @@ class TreeContext:
     def __init__(self, leaves):
         self.modules = sub_modules(leaves)
         self.signs = stacked_signs(leaves)
+        self.common = common_leading_shapes(leaves)
         self.own = defaultdict(dict)
         for leaf in leaves:
             self.own[_module_path(leaf.path, 1)][leaf.name] = tuple(leaf.shape)
@@ -228,7 +262,7 @@ def flax_default(leaf: Leaf, modules=None):
     if _DENSE_NAME.match(leaf.parent or ""):  # linen's Dense: its kernel is (in, out), more are stacked copies
         stacked = max(ndim - 2, 0)
     else:
-        stacked = _stacked_axes(leaf, context.own[_module_path(leaf.path, 1)], context.signs)
+        stacked = _stacked_axes(leaf, context.own[_module_path(leaf.path, 1)], context.signs, context.common)
     if leaf.parent in recurrent and stacked and _is_recurrent_matrix(leaf.shape[stacked:]):
         raise InitializerError(
             f"{WHERE}: leaf {leaf.path!r} of shape {leaf.shape!r} is the hidden kernel of {stacked} stacked "

@@ -130,9 +130,9 @@ def materialize(module, slots, device, seed, dtype, where):
     kept = [(mod._buffers, local, b) for mod in module.modules() for local, b in mod._buffers.items()
             if b is not None and not b.is_meta]
     with call_seed(seed) as seed_value:
-        module.to_empty(device=device)
-        _put_back(kept)
         try:
+            module.to_empty(device=device)
+            _put_back(kept)
             fill_in_place(slots, seed_value, where)
         except BaseException:
             module.to_empty(device="meta")  # the module as it was: the shards' memory given back

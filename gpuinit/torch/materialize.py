@@ -175,6 +175,8 @@ def _run_functions(slots, tensor_of, where) -> None:
                             if not isinstance(result, torch.Tensor):
                                 raise TypeError(f"it returned {type(result).__name__} {result!r:.80}, neither "
                                                 "None nor a tensor")
+                            if tuple(result.shape) != tuple(t.shape):
+                                raise ValueError(f"it returned a tensor of shape {tuple(result.shape)}")
                             t.copy_(result)  # the values returned: fn(t) -> tensor, as RoPE recipes write it
                     except Exception as exc:
                         raise InitializerError(f"{where}: the function of {slot.source} failed on {slot.kind} "
@@ -187,7 +189,8 @@ def _reset_unknown(slots, where) -> None:
     """Run ``reset_parameters`` of the modules whose tensors ``unknown="reset"`` left to them, and
     put back every other tensor it rewrites: a module's reset covers all its tensors (and its
     children's), but only the uncovered ones are its to fill; the rest keep a rule's or a
-    default's numbers, or the values they held before."""
+    default's numbers, or the values they held before. Those others are copied while it runs
+    (memory for them, beside the arena)."""
     seen = {}
     for slot in slots:
         if slot.how == "reset":
@@ -203,10 +206,12 @@ def _reset_unknown(slots, where) -> None:
                 if id(t) not in theirs and id(t) not in ids and not t.is_meta:
                     ids.add(id(t))
                     kept.append((t, t.detach().clone()))
-        for owner in seen.values():
-            owner.reset_parameters()
-        for t, value in kept:
-            t.detach().copy_(value)
+        try:
+            for owner in seen.values():
+                owner.reset_parameters()
+        finally:  # on failure too: a tensor that held values before keeps them
+            for t, value in kept:
+                t.detach().copy_(value)
 
 
 def materialize(module, device=None, seed=None, rules=None, dtype=None, unknown="error", reinit=False):

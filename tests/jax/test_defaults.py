@@ -347,7 +347,7 @@ def test_conv_must_be_a_word_of_the_name():
     kernel = jax.ShapeDtypeStruct((64, 4, 16), jnp.float32)
     with pytest.raises(InitializerError, match="'convert_proj'"):  # a DenseGeneral, not a convolution
         gj.init({"params": {"convert_proj": {"kernel": kernel}}}, seed=0)
-    for name in ("UpConv", "stem_conv", "conv1", "deconv"):
+    for name in ("UpConv", "stem_conv", "conv1", "deconv", "dwconv", "upconv", "convblock", "ConvTranspose_0"):
         got = gj.init({"params": {name: {"kernel": kernel}}}, seed=0)["params"][name]["kernel"]
         assert np.asarray(got).std() == pytest.approx((1 / 256) ** 0.5, rel=0.05)  # fan_in 64 * 4
 
@@ -375,3 +375,22 @@ def test_prelu_gets_flaxs_slope_and_every_leaf_without_a_default_is_listed_at_on
     s = jax.ShapeDtypeStruct((4,), jnp.float32)
     with pytest.raises(InitializerError, match=r"2 leaves: 'params/a/w' .*'params/b/w'.*'\^params/a/w\$'"):
         gj.init({"params": {"a": {"w": s}, "b": {"w": s}}}, seed=0)
+
+
+def test_shapes_that_only_look_stacked_are_not_taken_for_stacking():
+    """A ConvLocal's per-position bias, and a per-head norm beside a DenseGeneral: their extra
+    leading axes are not copies, and their kernels keep Flax's fans (or are refused)."""
+    class Local(linen.Module):
+        @linen.compact
+        def __call__(self, x):
+            return linen.ConvLocal(16, (3, 3), padding="VALID")(x)  # bias (8, 8, 16): one per position
+
+    model, x = Local(), jnp.zeros((1, 10, 10, 64))
+    compare_leaf_by_leaf(gj.init(abstract_of(model, x), seed=0), model.init(jax.random.key(0), x))
+    s = jax.ShapeDtypeStruct
+    tree = {"params": {"norm": {"scale": s((4, 16), jnp.float32)},       # RMSNorm(feature_axes=(-2, -1))
+                       "q_proj": {"kernel": s((64, 4, 16), jnp.float32)},
+                       "o_proj": {"kernel": s((4, 16, 64), jnp.float32)}}}
+    with pytest.raises(InitializerError, match="'params/o_proj/kernel'.*ambiguous"):
+        gj.init(tree, seed=0, rules={"q_proj": gpuinit.init.VarianceScaling(1.0, "fan_in", "truncated_normal",
+                                                                             in_axis=0, out_axis=(1, 2))})

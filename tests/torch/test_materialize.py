@@ -517,6 +517,20 @@ def test_unknown_reset_fills_only_what_nothing_else_covers():
     assert bool(loaded.w.eq(3.0).all()) and torch.equal(loaded.g, torch.ones(64))
 
 
+def test_a_failing_reset_puts_back_what_it_had_already_rewritten():
+    class Breaks(Scaled):
+        def reset_parameters(self):
+            self.lin.reset_parameters()
+            raise RuntimeError("boom")
+
+    net = Breaks(device="meta")
+    net.lin = nn.Linear(8, 8)
+    loaded = net.lin.weight.detach().clone()
+    with pytest.raises(RuntimeError, match="boom"):
+        gt.materialize(net, device="cpu", seed=0, unknown="reset")
+    assert torch.equal(net.lin.weight, loaded) and net.w.is_meta
+
+
 class Rotary(nn.Module):
     def __init__(self):
         super().__init__()
@@ -532,6 +546,8 @@ def test_a_rule_function_may_return_the_values_instead_of_writing_them():
     fresh = meta(Rotary)
     with pytest.raises(InitializerError, match=r"inv_freq.*returned list"):
         gt.materialize(fresh, device="cpu", seed=0, rules={"inv_freq$": lambda t: [1.0] * 8})
+    with pytest.raises(InitializerError, match=r"inv_freq.*returned a tensor of shape \(4,\)"):
+        gt.materialize(fresh, device="cpu", seed=0, rules={"inv_freq$": lambda t: torch.ones(4)})
     assert fresh.inv_freq.is_meta
 
 

@@ -152,9 +152,8 @@ def _stacked_axes(leaf: Leaf, own: dict, signs: dict, common: dict) -> int:
     container = _module_path(leaf.path, 2)
     bias = own.get("bias")
     if bias is not None and _is_conv(leaf.parent) and "local" not in _words(leaf.parent) and len(bias) > 1:
-        lead = tuple(bias[:-1])
-        shared = tuple(leaf.shape[:len(lead)]) == lead and common.get(container, ())[:len(lead)] == lead
-        return len(lead) if shared else 0
+        lead = tuple(bias[:-1])  # the kernel is below the container: its shape starts with the shared sizes
+        return len(lead) if common.get(container, ())[:len(lead)] == lead else 0
     level = _module_path(leaf.path, 1)
     while level:
         level = _module_path(level, 1) if "/" in level else ""
@@ -162,8 +161,7 @@ def _stacked_axes(leaf: Leaf, own: dict, signs: dict, common: dict) -> int:
         if found:
             if len(found) == 1:
                 lead = next(iter(found))
-                if (lead and tuple(leaf.shape[:len(lead)]) == lead and len(leaf.shape) - len(lead) >= 2
-                        and common.get(level, ())[:len(lead)] == lead):
+                if lead and len(leaf.shape) - len(lead) >= 2 and common.get(level, ())[:len(lead)] == lead:
                     return len(lead)
             return 0
     return 0

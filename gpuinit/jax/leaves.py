@@ -89,9 +89,10 @@ def leaves_of(abstract, shardings=None) -> tuple[list[Leaf], object]:
     if not items:
         raise ArgumentError(f"{WHERE}: the abstract tree {abstract!r} has no leaves; pass what "
                             "jax.eval_shape(model.init, key, example_input) returns")
-    per_leaf = _shardings_for(paths, shardings)
     if shardings is None:  # what jax.jit(init, out_shardings=...).eval_shape describes, kept
         per_leaf = [_own_sharding(item) for item in items]
+    else:
+        per_leaf = _shardings_for(paths, shardings)
     leaves = []
     for path, item, sharding in zip(paths, items, per_leaf):
         shape, dtype = getattr(item, "shape", None), getattr(item, "dtype", None)
@@ -146,9 +147,7 @@ def _own_sharding(item):
 
 
 def _shardings_for(paths, shardings) -> list:
-    """Each leaf's sharding: ``None``, one ``Sharding`` for every leaf, or a matching tree."""
-    if shardings is None:
-        return [None] * len(paths)
+    """Each leaf's sharding from ``shardings``: one ``Sharding`` for every leaf, or a matching tree."""
     if _is_sharding(shardings):
         return [shardings] * len(paths)
     spec = jax.sharding.PartitionSpec
